@@ -1,0 +1,10 @@
+//! ppis compiler: checked programs to IR, IR to eBPF, eBPF to an ELF object.
+//!
+//! Boundary: never loads anything into the kernel (that is `ppis-runtime`'s job); it only
+//! reads host facts (tracefs formats, ELF symbols) through `targets`.
+
+pub mod codegen;
+pub mod disasm;
+pub mod elf;
+pub mod lower;
+pub mod targets;

@@ -1,0 +1,230 @@
+//! The syntax tree of a `.ppl` file, exactly as written (names unresolved, types unchecked).
+//!
+//! Parsing never fails: where the parser recovered from an error the tree holds an
+//! `Error` node and the diagnostics say what was wrong.
+
+use crate::span::{Ident, Span, Spanned};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct File {
+    /// `//!` lines at the top of the file, without the marker.
+    pub doc: Vec<String>,
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// `budget 0.5%;`
+    Budget {
+        percent: Spanned<f64>,
+        span: Span,
+    },
+    /// `const NAME = expr;`
+    Const {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
+    Map(MapDecl),
+    Probe(ProbeDecl),
+    /// An item the parser could not make sense of (already reported).
+    Error(Span),
+}
+
+/// `map NAME: KIND[KEY, ..] -> VALUE max N;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapDecl {
+    pub name: Ident,
+    pub kind: Spanned<MapKindAst>,
+    /// Key types between `[` and `]`; empty for an unkeyed map.
+    pub key: Vec<TypeExpr>,
+    /// `-> TYPE`, for plain key/value maps.
+    pub value: Option<TypeExpr>,
+    pub max: Option<Spanned<u64>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapKindAst {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    /// Power-of-two histogram.
+    Hist,
+    /// Linear histogram `lhist(lo, hi, step)`.
+    Lhist {
+        lo: i64,
+        hi: i64,
+        step: i64,
+    },
+    /// Plain key/value map.
+    Hash,
+    /// A kind name the parser does not know (reported by the checker with suggestions).
+    Unknown(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub kind: TypeExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeExprKind {
+    /// `u8 .. u64`, `i8 .. i64`, `bool`, or an unknown name (reported by the checker).
+    Named(String),
+    /// `str[N]`
+    Str(u64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeDecl {
+    pub attach: AttachPoint,
+    /// `rate <= N/s`, in events per second.
+    pub rate: Option<Spanned<u64>>,
+    /// `when EXPR`
+    pub predicate: Option<Expr>,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachPoint {
+    pub kind: AttachKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttachKind {
+    /// `tracepoint:CATEGORY:NAME`
+    Tracepoint { category: String, name: String },
+    /// `uprobe:PATH:SYMBOL` (PATH may be a quoted string).
+    Uprobe { path: String, symbol: String },
+    /// `uretprobe:PATH:SYMBOL`
+    Uretprobe { path: String, symbol: String },
+    /// A probe type the language does not know; `parts` are the `:`-separated rest.
+    Unknown { kind: String, parts: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+/// `m[k1, k2]` or an unkeyed `m`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapRef {
+    pub map: Ident,
+    pub keys: Vec<Expr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StmtKind {
+    /// `let x = e;`
+    Let { name: Ident, value: Expr },
+    /// `x = e;`
+    Assign { name: Ident, value: Expr },
+    /// `m[k] = e;`
+    MapAssign { target: MapRef, value: Expr },
+    /// `m[k].inc();`, `m.add(e);`, `m[k].record(e);`
+    MapCall { target: MapRef, method: Ident, args: Vec<Expr> },
+    /// `delete m[k];`
+    Delete { target: MapRef },
+    /// `if c { .. } else { .. }`; `else if` nests an `If` inside `otherwise`.
+    If { cond: Expr, then: Block, otherwise: Option<Block> },
+    /// `if let x = m[k] { .. } else { .. }`
+    IfLet { name: Ident, source: MapRef, then: Block, otherwise: Option<Block> },
+    /// `return;`
+    Return,
+    /// A statement the parser could not make sense of (already reported).
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// Integer literal (underscores removed). Negative numbers are `Unary(Neg, ..)`.
+    Int(u64),
+    Str(String),
+    Bool(bool),
+    /// A local, a const, a builtin (`pid`, `comm`, `nsecs`, ..), `arg0`..`arg5` or `retval`:
+    /// the checker resolves which.
+    Name(String),
+    /// `args.FIELD`
+    Field(Ident),
+    /// `e[i]` where `e` is not a map: indexes a tracepoint array field, e.g. `args.args[0]`.
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
+    /// `m[k]` read (only valid under `??` or `if let`; the checker says so).
+    MapGet(MapRef),
+    /// `m[k] ?? default`
+    Coalesce {
+        source: MapRef,
+        default: Box<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// `e as TYPE`
+    Cast {
+        expr: Box<Expr>,
+        ty: TypeExpr,
+    },
+    /// An expression the parser could not make sense of (already reported).
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `-e`
+    Neg,
+    /// `!e` (logical not on bool)
+    Not,
+    /// `~e` (bitwise not)
+    BitNot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}

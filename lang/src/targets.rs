@@ -1,0 +1,57 @@
+//! What the checker needs to know about the host's probe targets, behind a trait so that
+//! `lang` stays pure: the compiler answers from tracefs and ELF files, tests from tables.
+
+/// One field of a tracepoint's record, from its tracefs `format` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracepointField {
+    pub name: String,
+    /// Byte offset in the record the program's context points at.
+    pub offset: u32,
+    /// Size of one element in bytes (1, 2, 4, 8; or 1 for `char` arrays).
+    pub size: u32,
+    pub signed: bool,
+    /// `Some(n)` for an array field `T name[n]`.
+    pub array_len: Option<u32>,
+    /// `char name[n]`: read as `str[n]`.
+    pub is_char_array: bool,
+    /// The C declaration as tracefs prints it, for messages.
+    pub c_decl: String,
+}
+
+/// Why a target could not be resolved: the message names it, `suggestions` are the closest
+/// existing names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetError {
+    pub message: String,
+    pub suggestions: Vec<String>,
+    /// True when the host could not be asked at all (e.g. tracefs not mounted): the checker
+    /// reports it only where it needs the answer (tracepoint fields).
+    pub unavailable: bool,
+}
+
+pub trait Targets {
+    /// The fields of `category:name`.
+    fn tracepoint_fields(&self, category: &str, name: &str) -> Result<Vec<TracepointField>, TargetError>;
+    /// Checks that `symbol` exists in the ELF file at `path`.
+    fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError>;
+}
+
+/// Answers nothing: every target is `unavailable`. For checking a file without a host.
+pub struct NoTargets;
+
+impl Targets for NoTargets {
+    fn tracepoint_fields(&self, category: &str, name: &str) -> Result<Vec<TracepointField>, TargetError> {
+        Err(TargetError {
+            message: format!("tracepoint {category}:{name} cannot be resolved without a host"),
+            suggestions: vec![],
+            unavailable: true,
+        })
+    }
+    fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError> {
+        Err(TargetError {
+            message: format!("uprobe {path}:{symbol} cannot be resolved without a host"),
+            suggestions: vec![],
+            unavailable: true,
+        })
+    }
+}

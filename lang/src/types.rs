@@ -1,0 +1,75 @@
+//! The types of the language: sized integers, bool and fixed-size strings.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ty {
+    /// Integer of `bytes` (1, 2, 4, 8) bytes.
+    Int {
+        bytes: u8,
+        signed: bool,
+    },
+    Bool,
+    /// NUL-padded byte string of exactly `len` bytes (C `char[len]`).
+    Str {
+        len: u32,
+    },
+}
+
+impl Ty {
+    pub const U8: Ty = Ty::Int { bytes: 1, signed: false };
+    pub const U16: Ty = Ty::Int { bytes: 2, signed: false };
+    pub const U32: Ty = Ty::Int { bytes: 4, signed: false };
+    pub const U64: Ty = Ty::Int { bytes: 8, signed: false };
+    pub const I8: Ty = Ty::Int { bytes: 1, signed: true };
+    pub const I16: Ty = Ty::Int { bytes: 2, signed: true };
+    pub const I32: Ty = Ty::Int { bytes: 4, signed: true };
+    pub const I64: Ty = Ty::Int { bytes: 8, signed: true };
+
+    /// Size in bytes when stored in a map key or value.
+    pub fn size(self) -> u32 {
+        match self {
+            Ty::Int { bytes, .. } => bytes as u32,
+            Ty::Bool => 1,
+            Ty::Str { len } => len,
+        }
+    }
+    /// Alignment in bytes when stored in a map key or value.
+    pub fn align(self) -> u32 {
+        match self {
+            Ty::Int { bytes, .. } => bytes as u32,
+            Ty::Bool | Ty::Str { .. } => 1,
+        }
+    }
+    pub fn is_int(self) -> bool {
+        matches!(self, Ty::Int { .. })
+    }
+    pub fn is_signed(self) -> bool {
+        matches!(self, Ty::Int { signed: true, .. })
+    }
+    /// Parses `u8`..`u64`, `i8`..`i64`, `bool`.
+    pub fn from_name(name: &str) -> Option<Ty> {
+        Some(match name {
+            "u8" => Ty::U8,
+            "u16" => Ty::U16,
+            "u32" => Ty::U32,
+            "u64" => Ty::U64,
+            "i8" => Ty::I8,
+            "i16" => Ty::I16,
+            "i32" => Ty::I32,
+            "i64" => Ty::I64,
+            "bool" => Ty::Bool,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::Int { bytes, signed } => write!(f, "{}{}", if *signed { 'i' } else { 'u' }, *bytes as u32 * 8),
+            Ty::Bool => f.write_str("bool"),
+            Ty::Str { len } => write!(f, "str[{len}]"),
+        }
+    }
+}
