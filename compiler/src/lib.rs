@@ -5,6 +5,7 @@
 
 pub mod codegen;
 pub mod disasm;
+pub mod driver;
 pub mod elf;
 pub mod lower;
 pub mod targets;

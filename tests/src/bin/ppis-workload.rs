@@ -1,1 +1,123 @@
-fn main() {}
+//! A workload with exactly known behaviour, for end-to-end tests to probe and compare against.
+//!
+//! Every subcommand does a counted amount of one thing and prints what a probe should have
+//! seen, so a test can assert exact numbers rather than "something happened":
+//!
+//! - `calls N`: calls [`ppis_workload_add`] for x in 1..=N; prints `sum_args=.. sum_rets=..`.
+//! - `openat N PATH`: makes exactly N `openat` syscalls on PATH with [`MARKER_OPEN_FLAGS`].
+//! - `syscalls N`: makes exactly N `getpid` syscalls.
+//! - `spin SECONDS`: for the demo; repeats calls, getpid and openat of /dev/null for a while.
+//!
+//! Only libc: the point is to control exactly which syscalls happen, so no helper crates.
+
+use std::ffi::CString;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ppis_tests::MARKER_OPEN_FLAGS;
+
+/// The function the uprobe tests attach to. `no_mangle` keeps the symbol name stable and
+/// `inline(never)` plus `black_box` keep it a real, separately called function even in
+/// release builds, so a uprobe on it fires once per call.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_workload_add(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_mul(2).wrapping_add(1)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ppis-workload: {message}");
+            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[&str]) -> Result<(), String> {
+    match args {
+        ["calls", count] => {
+            let (sum_args, sum_rets) = call_add(parse_count(count)?);
+            println!("sum_args={sum_args} sum_rets={sum_rets}");
+            Ok(())
+        }
+        ["openat", count, path] => {
+            let count = parse_count(count)?;
+            open_repeatedly(count, path)?;
+            println!("openat={count}");
+            Ok(())
+        }
+        ["syscalls", count] => {
+            let count = parse_count(count)?;
+            for _ in 0..count {
+                // SAFETY: getpid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getpid) };
+            }
+            println!("getpid={count}");
+            Ok(())
+        }
+        ["spin", seconds] => {
+            let seconds = parse_count(seconds)?;
+            spin(Duration::from_secs(seconds));
+            Ok(())
+        }
+        _ => Err(format!("unrecognised arguments {args:?}")),
+    }
+}
+
+fn parse_count(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a non-negative integer"))
+}
+
+/// Calls the probed function for 1..=count; returns (sum of arguments, sum of results).
+fn call_add(count: u64) -> (u64, u64) {
+    let mut sum_args = 0u64;
+    let mut sum_rets = 0u64;
+    for x in 1..=count {
+        sum_args = sum_args.wrapping_add(x);
+        sum_rets = sum_rets.wrapping_add(ppis_workload_add(x));
+    }
+    (sum_args, sum_rets)
+}
+
+/// Exactly `count` raw `openat` syscalls (plus one `close` per successful open). Goes to libc
+/// directly because `std::fs::File::open` may add syscalls (statx, fcntl) we do not control.
+/// A failed open still counts as a syscall made, but it is reported so the test notices.
+fn open_repeatedly(count: u64, path: &str) -> Result<(), String> {
+    let c_path = CString::new(path).map_err(|_| format!("path {path:?} contains a NUL byte"))?;
+    let mut failures = 0u64;
+    for _ in 0..count {
+        // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, c_path.as_ptr(), MARKER_OPEN_FLAGS) };
+        if fd < 0 {
+            failures += 1;
+        } else {
+            // SAFETY: fd was just returned by openat and is closed exactly once.
+            unsafe { libc::close(fd) };
+        }
+    }
+    if failures > 0 {
+        return Err(format!("{failures} of {count} opens of {path} failed"));
+    }
+    Ok(())
+}
+
+/// Keeps every kind of event flowing for `duration`, at a pace that leaves the machine usable.
+fn spin(duration: Duration) {
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    while started.elapsed() < duration {
+        call_add(100);
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+        // /dev/null always exists; an error here would only mean one fewer event.
+        let _ = open_repeatedly(1, "/dev/null");
+        std::thread::sleep(Duration::from_millis(1));
+        rounds += 1;
+    }
+    println!("rounds={rounds}");
+}
