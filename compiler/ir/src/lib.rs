@@ -7,6 +7,7 @@
 //! the terminators' targets (the builder keeps them in sync).
 
 pub mod builder;
+mod parse;
 mod print;
 
 pub use builder::FunctionBuilder;
@@ -380,4 +381,5 @@ impl Function {
     }
 }
 
+pub use parse::{parse_module, ParseError};
 pub use print::{print_function, print_module};
