@@ -14,7 +14,19 @@ impl FunctionBuilder {
         let mut cfg = DiGraph::new();
         let entry = cfg.add_node(BasicBlock { insts: Vec::new(), term: Terminator::Return, term_span: span });
         FunctionBuilder {
-            func: Function { name: name.into(), ctx, vregs: Vec::new(), slots: Vec::new(), cfg, entry, span },
+            func: Function {
+                name: name.into(),
+                ctx,
+                vregs: Vec::new(),
+                slots: Vec::new(),
+                cfg,
+                entry,
+                span,
+                probe: ProbeMeta {
+                    trigger: if ctx == CtxKind::PtRegs { Trigger::Uprobe } else { Trigger::Tracepoint },
+                    rate: None,
+                },
+            },
             current: entry,
             terminated: vec![false],
         }
@@ -44,6 +56,11 @@ impl FunctionBuilder {
     /// Makes `block` the one `push` and `terminate` append to.
     pub fn switch_to(&mut self, block: Block) {
         self.current = block;
+    }
+
+    /// Sets the trigger and declared rate (by default: tracepoint or uprobe per context, no rate).
+    pub fn set_probe(&mut self, probe: ProbeMeta) {
+        self.func.probe = probe;
     }
 
     pub fn current(&self) -> Block {

@@ -85,6 +85,24 @@ pub struct Function {
     pub entry: Block,
     /// Source span of the whole probe.
     pub span: Span,
+    /// What triggers the probe and how often: the verifier's cost and overhead inputs.
+    pub probe: ProbeMeta,
+}
+
+/// The attach mechanism, which decides the fixed cost of each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Trigger {
+    #[default]
+    Tracepoint,
+    Uprobe,
+    Uretprobe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ProbeMeta {
+    pub trigger: Trigger,
+    /// Declared event rate (events per second, system-wide) and where it was declared.
+    pub rate: Option<(u64, Span)>,
 }
 
 #[derive(Clone, Debug)]

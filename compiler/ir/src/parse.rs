@@ -107,8 +107,10 @@ fn num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
 fn parse_function(header: Line, lines: &mut Lines, maps: &[Map]) -> Result<Function, ParseError> {
     let t = header.text;
     let inner = t.strip_prefix("fn ").and_then(|r| r.strip_suffix('{')).ok_or_else(|| header.error("expected `fn NAME(ctx: KIND) {`"))?;
-    let (name, ctx) = inner.trim().split_once("(ctx: ").ok_or_else(|| header.error("expected `(ctx: KIND)`"))?;
-    let ctx = match ctx.trim_end().trim_end_matches(')') {
+    let (name, rest) = inner.trim().split_once("(ctx: ").ok_or_else(|| header.error("expected `(ctx: KIND)`"))?;
+    let (ctx, meta) = rest.split_once(')').ok_or_else(|| header.error("expected `)` after the context"))?;
+    let probe = parse_probe_meta(meta, header.span).map_err(|m| header.error(m))?;
+    let ctx = match ctx.trim() {
         "tracepoint" => CtxKind::Tracepoint,
         "pt_regs" => CtxKind::PtRegs,
         other => return Err(header.error(format!("unknown context `{other}`"))),
@@ -126,7 +128,9 @@ fn parse_function(header: Line, lines: &mut Lines, maps: &[Map]) -> Result<Funct
                 return Err(line.error("the last block has no terminator"));
             }
             let entry = entry.ok_or_else(|| header.error("function has no blocks"))?;
-            return p.finish(name.trim(), ctx, entry, header.span);
+            let mut f = p.finish(name.trim(), ctx, entry, header.span)?;
+            f.probe = probe;
+            return Ok(f);
         }
         if let Some(rest) = t.strip_prefix("slot ") {
             let (id, size) = rest.split_once(':').ok_or_else(|| line.error("expected `slot sN: SIZE`"))?;
@@ -170,6 +174,28 @@ fn parse_function(header: Line, lines: &mut Lines, maps: &[Map]) -> Result<Funct
     Err(header.error("function is not closed with `}`"))
 }
 
+/// `trigger KIND [rate N]` after the signature; the rate's span is the header's.
+fn parse_probe_meta(text: &str, span: Span) -> Result<ProbeMeta, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (trigger, rest) = match words[..] {
+        ["trigger", t, ref rest @ ..] => (t, rest),
+        [] => return Ok(ProbeMeta::default()),
+        _ => return Err(format!("expected `trigger KIND [rate N]`, found `{}`", text.trim())),
+    };
+    let trigger = match trigger {
+        "tracepoint" => Trigger::Tracepoint,
+        "uprobe" => Trigger::Uprobe,
+        "uretprobe" => Trigger::Uretprobe,
+        other => return Err(format!("unknown trigger `{other}`")),
+    };
+    let rate = match rest {
+        [] => None,
+        ["rate", n] => Some((num(n)?, span)),
+        _ => return Err(format!("expected `rate N`, found `{}`", rest.join(" "))),
+    };
+    Ok(ProbeMeta { trigger, rate })
+}
+
 struct FnParser<'a> {
     maps: &'a [Map],
     vregs: Vec<VregType>,
@@ -185,7 +211,16 @@ impl FnParser<'_> {
         for (a, b) in edges {
             self.cfg.add_edge(a, b, ());
         }
-        Ok(Function { name: name.to_string(), ctx, vregs: self.vregs, slots: self.slots, cfg: self.cfg, entry, span })
+        Ok(Function {
+            name: name.to_string(),
+            ctx,
+            vregs: self.vregs,
+            slots: self.slots,
+            cfg: self.cfg,
+            entry,
+            span,
+            probe: ProbeMeta::default(),
+        })
     }
 
     fn index(s: &str, prefix: &str) -> Result<u32, String> {
@@ -407,7 +442,7 @@ mod tests {
     /// Printing a parsed module reproduces the text: parser and printer agree.
     #[test]
     fn print_parse_round_trip() {
-        let text = "map m0 calls: percpu_hash key 16 value 8 max 1024\n\nfn probe0(ctx: pt_regs) {\n  slot s0: 16\n  slot s1: 8\n  v1: *calls?\nbb0: ; entry\n  call get_current_comm(s0, 16)\n  v0 = load.ctx.s 112 u32\n  v2 = sext32 v0\n  v3 = set.sge v2, -5\n  v4 = ashr v3, v2\n  v5 = neg v4\n  v6 = call ktime_get_ns()\n  v7 = 4294967296\n  store s1+0 u64, v7\n  v1 = map.lookup calls, s0\n  br.null v1, bb1, bb2\nbb1:\n  map.update calls, s0, s1, 1\n  map.delete calls, s0\n  jump bb3\nbb2:\n  v8 = load v1+8 u64\n  store v1+0 u8, v8\n  br.ugt v8, v6, bb3, bb1\nbb3:\n  ret\n}\n";
+        let text = "map m0 calls: percpu_hash key 16 value 8 max 1024\n\nfn probe0(ctx: pt_regs) trigger uretprobe rate 500 {\n  slot s0: 16\n  slot s1: 8\n  v1: *calls?\nbb0: ; entry\n  call get_current_comm(s0, 16)\n  v0 = load.ctx.s 112 u32\n  v2 = sext32 v0\n  v3 = set.sge v2, -5\n  v4 = ashr v3, v2\n  v5 = neg v4\n  v6 = call ktime_get_ns()\n  v7 = 4294967296\n  store s1+0 u64, v7\n  v1 = map.lookup calls, s0\n  br.null v1, bb1, bb2\nbb1:\n  map.update calls, s0, s1, 1\n  map.delete calls, s0\n  jump bb3\nbb2:\n  v8 = load v1+8 u64\n  store v1+0 u8, v8\n  br.ugt v8, v6, bb3, bb1\nbb3:\n  ret\n}\n";
         let module = parse_module(text).expect("parses");
         assert_eq!(print_module(&module), text);
     }

@@ -28,7 +28,13 @@ pub fn print_function(f: &Function, maps: &[Map]) -> String {
         CtxKind::Tracepoint => "tracepoint",
         CtxKind::PtRegs => "pt_regs",
     };
-    writeln!(out, "fn {}(ctx: {ctx}) {{", f.name).unwrap();
+    let trigger = match f.probe.trigger {
+        Trigger::Tracepoint => "tracepoint",
+        Trigger::Uprobe => "uprobe",
+        Trigger::Uretprobe => "uretprobe",
+    };
+    let rate = f.probe.rate.map(|(r, _)| format!(" rate {r}")).unwrap_or_default();
+    writeln!(out, "fn {}(ctx: {ctx}) trigger {trigger}{rate} {{", f.name).unwrap();
     for (i, size) in f.slots.iter().enumerate() {
         writeln!(out, "  slot s{i}: {size}").unwrap();
     }

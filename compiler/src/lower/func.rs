@@ -3,7 +3,9 @@
 
 use super::layout::MapLayout;
 use super::LowerOptions;
-use ppis_ir::{AluOp, Cond, CtxKind, FunctionBuilder, Helper, Op, Operand, Slot, Span, Terminator, Vreg, VregType};
+use ppis_ir::{
+    AluOp, Cond, CtxKind, FunctionBuilder, Helper, Op, Operand, ProbeMeta, Slot, Span, Terminator, Trigger, Vreg, VregType,
+};
 use ppis_lang::ast::{BinaryOp, UnaryOp};
 use ppis_lang::hir::{self, Builtin, ExprKind, MapKind, StmtKind};
 use ppis_lang::Ty;
@@ -56,7 +58,13 @@ impl<'a> FnLowerer<'a> {
             hir::Attach::Tracepoint { .. } => CtxKind::Tracepoint,
             hir::Attach::Uprobe { .. } | hir::Attach::Uretprobe { .. } => CtxKind::PtRegs,
         };
+        let trigger = match probe.attach {
+            hir::Attach::Tracepoint { .. } => Trigger::Tracepoint,
+            hir::Attach::Uprobe { .. } => Trigger::Uprobe,
+            hir::Attach::Uretprobe { .. } => Trigger::Uretprobe,
+        };
         let mut l = FnLowerer { b: FunctionBuilder::new(name, ctx, probe.span), maps, map_defs, locals: Vec::new(), opts };
+        l.b.set_probe(ProbeMeta { trigger, rate: probe.rate.map(|r| (r, probe.span)) });
         for local in &probe.locals {
             let home = match local.ty {
                 Ty::Str { len } => LocalHome::Str { slot: l.b.new_slot(len), len },
