@@ -37,10 +37,10 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// Where `v` lives. The emitter only asks about vregs that occur in reachable code, and
+    /// every such vreg has an interval and so a location; the fallback is never used.
     pub fn vreg(&self, v: Vreg) -> Location {
-        // Every vreg the emitter asks about occurs in reachable code, so it has a location;
-        // r0 would be a safe dummy but the emitter never needs it.
-        self.locations[v.0 as usize].unwrap_or(Location::Reg(R6))
+        self.locations.get(v.0 as usize).copied().flatten().unwrap_or(Location::Reg(R6))
     }
 
     /// The ctx value's location, if any `LoadCtx` needs it.
@@ -71,9 +71,10 @@ impl ValueSet {
         }
     }
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(w, bits)| {
-            (0..64).filter(move |i| bits & (1 << i) != 0).map(move |i| w * 64 + i)
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(w, bits)| (0..64).filter(move |i| bits & (1 << i) != 0).map(move |i| w * 64 + i))
     }
 }
 
