@@ -1,0 +1,967 @@
+//! Checks the Coq proof artifacts end to end: `proofs/` builds with no axiom, exported probes
+//! are accepted by `coqc`, tampered ones (bound too low, program changed) are rejected, and
+//! the Coq semantics of an exported probe agrees with a Rust interpreter of the IR.
+//!
+//! Needs `coqc` and `make`: without them the tests print why and pass, except when `CI=true`,
+//! where they fail.
+
+#[path = "../src/coq.rs"]
+#[allow(dead_code)] // the harness does not use every public item
+mod coq;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use coq::{export_function, proof_file_name, structural_wcet, CostItem, HelperKind};
+use ppis_ir::{parse_module, AluOp, Block, Cond, Function, Helper, Map, MapType, Module, Op, Operand, Terminator};
+
+/// Insert-then-aggregate (tests/filetests/verify/null_check_join.ir): its blocks are not in a
+/// topological order (bb2 jumps back to bb1), so the exporter must renumber them.
+const NULL_CHECK_JOIN: &str = "map m0 calls: percpu_hash key 16 value 8 max 1024
+
+fn probe0(ctx: tracepoint) {
+  slot s0: 16
+  slot s1: 8
+  v0: *calls?
+bb0:
+  zero s0
+  v0 = map.lookup calls, s0
+  br.null v0, bb2, bb1
+bb1:
+  v1 = load v0+0 u64
+  v2 = add v1, 1
+  store v0+0 u64, v2
+  jump bb3
+bb2:
+  zero s1
+  map.update calls, s0, s1, 1
+  v0 = map.lookup calls, s0
+  br.null v0, bb3, bb1
+bb3:
+  ret
+}
+";
+
+/// Every instruction, helper and terminator kind, signed and unsigned arithmetic, an array
+/// map written through a pointer and a hash map filled to capacity.
+const ARITH: &str = "map m0 counts: array key 4 value 16 max 4
+map m1 seen: hash key 8 value 8 max 2
+
+fn arith(ctx: tracepoint) {
+  slot s0: 8
+  slot s1: 16
+  slot s2: 8
+  v10: *counts?
+bb0:
+  v0 = load.ctx 8 u32
+  v1 = load.ctx.s 4 u16
+  v2 = call ktime_get_ns()
+  v3 = call get_current_pid_tgid()
+  call get_current_comm(s1, 16)
+  v4 = add v0, v1
+  v5 = mul v2, v3
+  v6 = udiv v5, v0
+  v7 = umod v5, 0
+  v8 = xor v6, -1
+  v9 = shl v8, 67
+  v11 = ashr v9, 7
+  v12 = lshr v9, v1
+  v13 = and v12, 65535
+  v14 = or v13, v11
+  v15 = sub v14, v4
+  v16 = neg v15
+  v17 = sext8 v16
+  v18 = zext16 v17
+  v19 = set.slt v17, v18
+  v27 = call get_current_uid_gid()
+  br.sge v1, 0, bb1, bb2
+bb1:
+  store s0+0 u32, v18
+  v20 = load s0+2 u16
+  v21 = umod v20, 4
+  store s2+0 u32, v21
+  v10 = map.lookup counts, s2
+  br.null v10, bb3, bb4
+bb2:
+  zero s0
+  store s0+4 u8, v19
+  v22 = load s0+0 u64
+  map.update seen, s0, s0, 0
+  map.update seen, s0, s2, 1
+  jump bb3
+bb3:
+  v23 = call get_smp_processor_id()
+  ret
+bb4:
+  v24 = load v10+8 u64
+  v25 = add v24, v19
+  store v10+8 u64, v25
+  store v10+0 u16, v17
+  v26 = load s1+0 u64
+  br.ugt v26, v24, bb5, bb3
+bb5:
+  map.delete seen, s0
+  ret
+}
+";
+
+/// A map value read with no null check: a run faults (not out of bounds, so still certified).
+const NULL_DEREF: &str = "map m0 start: hash key 8 value 8 max 10240
+
+fn probe0(ctx: tracepoint) {
+  slot s0: 8
+  v0: *start?
+bb0:
+  zero s0
+  v0 = map.lookup start, s0
+  v1 = load v0+0 u64
+  ret
+}
+";
+
+/// A counting loop (tests/filetests/verify/loop.ir).
+const LOOP: &str = "fn probe0(ctx: tracepoint) {
+bb0:
+  v0 = 0
+  jump bb1
+bb1:
+  v0 = add v0, 1
+  br.ult v0, 10, bb1, bb2
+bb2:
+  ret
+}
+";
+
+/// Reads 8 bytes at offset 4 of an 8-byte slot.
+const SLOT_OVERRUN: &str = "fn probe0(ctx: tracepoint) {
+  slot s0: 8
+bb0:
+  zero s0
+  v0 = load s0+4 u64
+  ret
+}
+";
+
+/// A cost table in which every class has a different price, so that a mix-up shows.
+fn cost(item: CostItem) -> u64 {
+    match item {
+        CostItem::Mov => 1,
+        CostItem::Alu(AluOp::UDiv | AluOp::UMod) => 4,
+        CostItem::Alu(AluOp::Mul) => 3,
+        CostItem::Alu(_) => 2,
+        CostItem::Neg => 5,
+        CostItem::SetCond => 6,
+        CostItem::Extend => 7,
+        CostItem::LoadCtx => 8,
+        CostItem::LoadSlot => 9,
+        CostItem::StoreSlot => 10,
+        CostItem::ZeroSlot => 11,
+        CostItem::Helper(HelperKind::GetCurrentPidTgid) => 20,
+        CostItem::Helper(HelperKind::GetCurrentUidGid) => 21,
+        CostItem::Helper(HelperKind::GetCurrentComm) => 35,
+        CostItem::Helper(HelperKind::KtimeGetNs) => 23,
+        CostItem::Helper(HelperKind::GetSmpProcessorId) => 12,
+        CostItem::MapLookup(MapType::Hash) => 60,
+        CostItem::MapLookup(MapType::PerCpuHash) => 65,
+        CostItem::MapLookup(_) => 15,
+        CostItem::MapUpdate(MapType::Array | MapType::PerCpuArray) => 30,
+        CostItem::MapUpdate(_) => 90,
+        CostItem::MapDelete(_) => 70,
+        CostItem::LoadPtr => 13,
+        CostItem::StorePtr => 14,
+        CostItem::Jump => 1,
+        CostItem::Branch => 2,
+        CostItem::BranchNull => 3,
+        CostItem::Return => 4,
+    }
+}
+
+fn module(text: &str) -> Module {
+    parse_module(text).unwrap_or_else(|e| panic!("test IR does not parse: {e}"))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("compiler/ has a parent").to_path_buf()
+}
+
+fn proofs_dir() -> PathBuf {
+    repo_root().join("proofs")
+}
+
+/// Whether Coq can be used; when not, says why, and fails under `CI=true`.
+fn coq_available(test: &str) -> bool {
+    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if found("coqc") && found("make") {
+        return true;
+    }
+    let why = format!("{test}: coqc or make not found (install Coq: `apt-get install coq`)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}; CI=true, so this is a failure rather than a skip");
+    }
+    eprintln!("skipping {why}");
+    false
+}
+
+/// Builds `proofs/` once per test run (concurrent `make`s would race on the same files).
+fn build_proofs() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let output = Command::new("make").arg("-C").arg(proofs_dir()).output().map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+        }
+    });
+    if let Err(log) = result {
+        panic!("`make -C proofs` failed:\n{log}");
+    }
+}
+
+/// A fresh directory for one test's files.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ppis-coq-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    dir
+}
+
+/// Runs `coqc -Q proofs Ppis FILE` on `text` saved as `dir/file_name`.
+fn coqc(dir: &Path, file_name: &str, text: &str) -> Output {
+    let path = dir.join(file_name);
+    std::fs::write(&path, text).expect("write the Coq file");
+    Command::new("coqc").arg("-Q").arg(proofs_dir()).arg("Ppis").arg(&path).current_dir(dir).output().expect("run coqc")
+}
+
+fn log(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// The theorem whose proof `coqc` stopped at: each generated proof sits on the line after its
+/// statement, and coqc names the line of the error.
+fn failing_theorem(file: &str, output: &Output) -> String {
+    let log = log(output);
+    // The location printed last before `Error:` (warnings carry locations too).
+    let before_error = &log[..log.find("Error").unwrap_or(log.len())];
+    let line: Option<usize> = before_error
+        .rfind("line ")
+        .and_then(|at| before_error[at + 5..].split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok());
+    let statement = line.and_then(|l| l.checked_sub(2)).and_then(|i| file.lines().nth(i)).unwrap_or("");
+    statement
+        .strip_prefix("Theorem ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or_else(|| format!("no theorem: line {line:?} of the file, coqc said:\n{log}"), str::to_string)
+}
+
+fn tight_export(m: &Module) -> (String, u64) {
+    let func = &m.functions[0];
+    let bound = structural_wcet(func, &m.maps, &cost);
+    (export_function(func, &m.maps, &cost, bound), bound)
+}
+
+#[test]
+fn proofs_build_without_axioms() {
+    if !coq_available("proofs_build_without_axioms") {
+        return;
+    }
+    build_proofs();
+    let out = std::fs::read_to_string(proofs_dir().join("assumptions.out")).expect("make writes assumptions.out");
+    let closed = out.lines().filter(|l| *l == "Closed under the global context").count();
+    assert_eq!(closed, 4, "every main theorem must be closed under the global context:\n{out}");
+    assert_eq!(closed, out.lines().count(), "assumptions.out mentions something else:\n{out}");
+}
+
+#[test]
+fn exported_probes_are_accepted() {
+    if !coq_available("exported_probes_are_accepted") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("accepted");
+    for text in [NULL_CHECK_JOIN, ARITH, NULL_DEREF] {
+        let m = module(text);
+        let (file, _) = tight_export(&m);
+        let output = coqc(&dir, &proof_file_name(&m.functions[0]), &file);
+        assert!(output.status.success(), "coqc rejected the export of\n{text}\n{}\n{file}", log(&output));
+    }
+    // A looser bound is accepted too.
+    let m = module(ARITH);
+    let bound = structural_wcet(&m.functions[0], &m.maps, &cost) + 100;
+    let output = coqc(&dir, "arith.v", &export_function(&m.functions[0], &m.maps, &cost, bound));
+    assert!(output.status.success(), "{}", log(&output));
+}
+
+#[test]
+fn export_text_is_stable() {
+    let m = module(NULL_CHECK_JOIN);
+    let (file, bound) = tight_export(&m);
+    // zero+lookup+br.null, then the costlier of bb1 (load, add, store, jump) and bb2 (zero,
+    // update, lookup, br.null, then bb1), then bb3 (ret).
+    let bb0 = 11 + 65 + 3;
+    let bb1 = 13 + 2 + 14 + 1;
+    let bb2 = 11 + 90 + 65 + 3;
+    assert_eq!(bound, bb0 + bb2 + bb1 + 4);
+    insta::assert_snapshot!(file);
+}
+
+#[test]
+fn structural_wcet_takes_the_costliest_path() {
+    // A diamond whose left arm is costlier, then a join: the longest path goes left.
+    let m = module(
+        "fn probe0(ctx: tracepoint) {
+bb0:
+  v0 = load.ctx 0 u64
+  br.eq v0, 0, bb1, bb2
+bb1:
+  v1 = mul v0, v0
+  v1 = udiv v1, 3
+  jump bb3
+bb2:
+  v1 = 1
+  jump bb3
+bb3:
+  ret
+}
+",
+    );
+    let f = &m.functions[0];
+    assert_eq!(structural_wcet(f, &m.maps, &cost), (8 + 2) + (3 + 4 + 1) + 4);
+    // With everything priced 1 it counts instructions and terminators on the longest path.
+    assert_eq!(structural_wcet(f, &m.maps, &|_| 1), 2 + 3 + 1);
+}
+
+#[test]
+fn a_bound_below_the_wcet_is_rejected() {
+    if !coq_available("a_bound_below_the_wcet_is_rejected") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("low-bound");
+    let m = module(NULL_CHECK_JOIN);
+    let (file, bound) = tight_export(&m);
+    let needle = format!("{bound}%N");
+    assert!(file.contains(&needle), "the bound appears in the file");
+    let tampered = file.replace(&needle, &format!("{}%N", bound - 1));
+    let output = coqc(&dir, "probe0.v", &tampered);
+    assert!(!output.status.success(), "coqc accepted a bound one below the worst case:\n{tampered}");
+    assert_eq!(failing_theorem(&tampered, &output), "probe0_cost");
+    // Exporting with a bound below the structural one gives the same verdict.
+    let low = export_function(&m.functions[0], &m.maps, &cost, bound - 1);
+    assert!(!coqc(&dir, "probe0.v", &low).status.success());
+}
+
+#[test]
+fn a_tampered_program_is_rejected() {
+    if !coq_available("a_tampered_program_is_rejected") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("tampered");
+    let m = module(NULL_CHECK_JOIN);
+    let (file, _) = tight_export(&m);
+    let cases = [
+        // One more instruction in the entry block, with the bound unchanged.
+        ("(* 0: bb0 *) {| b_ops := [", "(* 0: bb0 *) {| b_ops := [\n        Mov 1 (Imm 0%Z);", "probe0_cost"),
+        // A backward edge: the null edge of the entry's check goes back to the entry.
+        ("BranchNull 0 1 2", "BranchNull 0 0 2", "probe0_terminates"),
+        // A load past the end of the 8-byte map value.
+        ("LoadPtr 1 0 0%N 8%N", "LoadPtr 1 0 4%N 8%N", "probe0_bounds"),
+    ];
+    for (from, to, failing) in cases {
+        assert_eq!(file.matches(from).count(), 1, "`{from}` occurs once in\n{file}");
+        let tampered = file.replacen(from, to, 1);
+        let output = coqc(&dir, "probe0.v", &tampered);
+        assert!(!output.status.success(), "coqc accepted a program tampered with `{to}`:\n{tampered}");
+        assert_eq!(failing_theorem(&tampered, &output), failing);
+    }
+}
+
+#[test]
+fn loops_and_overruns_cannot_be_certified() {
+    if !coq_available("loops_and_overruns_cannot_be_certified") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("uncertifiable");
+    for (text, failing) in [(LOOP, "probe0_terminates"), (SLOT_OVERRUN, "probe0_bounds")] {
+        let m = module(text);
+        let (file, _) = tight_export(&m);
+        let output = coqc(&dir, "probe0.v", &file);
+        assert!(!output.status.success(), "coqc certified\n{text}");
+        assert_eq!(failing_theorem(&file, &output), failing);
+    }
+}
+
+#[test]
+fn identifiers_are_valid_coq() {
+    assert_eq!(coq::coq_identifier("probe0"), "probe0");
+    assert_eq!(coq::coq_identifier("sys_enter-read.v2"), "sys_enter_read_v2");
+    assert_eq!(coq::coq_identifier("9lives"), "probe_9lives");
+    assert_eq!(coq::coq_identifier(""), "probe_");
+    assert_eq!(coq::coq_identifier("wcet"), "wcet_probe");
+    assert_eq!(coq::coq_identifier("fun"), "fun_probe");
+    assert_eq!(coq::coq_identifier("é"), "probe__");
+}
+
+/// Graphs the builder and parser never make (no blocks; an edge to a block that does not
+/// exist) export without panicking, and Coq refuses to certify them.
+#[test]
+fn malformed_graphs_are_not_certified() {
+    let mut empty = module(LOOP);
+    empty.functions[0].cfg.clear();
+    let mut dangling = module(LOOP);
+    let entry = dangling.functions[0].entry;
+    dangling.functions[0].cfg[entry].term = Terminator::Jump(Block::new(99));
+    assert_eq!(structural_wcet(&empty.functions[0], &[], &cost), 0);
+    let files: Vec<String> =
+        [&empty, &dangling].iter().map(|m| export_function(&m.functions[0], &m.maps, &cost, 1000)).collect();
+    assert!(files[0].contains("fn_blocks := []"), "{}", files[0]);
+    assert!(files[1].contains("b_term := Jump 1 |}"), "the missing block gets the place past the end:\n{}", files[1]);
+    if !coq_available("malformed_graphs_are_not_certified") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("malformed");
+    for file in files {
+        let output = coqc(&dir, "probe0.v", &file);
+        assert!(!output.status.success(), "coqc certified\n{file}");
+        assert_eq!(failing_theorem(&file, &output), "probe0_terminates");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trip: a Rust interpreter of the IR against Coq's `run` on the exported term.
+// ---------------------------------------------------------------------------------------
+
+const TWO_64: i128 = 1 << 64;
+
+fn norm(z: i128) -> i128 {
+    z.rem_euclid(TWO_64)
+}
+
+fn byte(z: i128) -> i128 {
+    z.rem_euclid(256)
+}
+
+fn to_signed(z: i128) -> i128 {
+    let u = norm(z);
+    if u < 1 << 63 {
+        u
+    } else {
+        u - TWO_64
+    }
+}
+
+/// What the program cannot know in advance; the same formulas are written out in Coq by
+/// [`TestEnv::coq`].
+struct TestEnv {
+    seed: i128,
+    /// Initial contents per map: (key bytes, value bytes).
+    maps: Vec<Vec<(Vec<i128>, Vec<i128>)>>,
+}
+
+impl TestEnv {
+    fn ctx(&self, i: u64) -> i128 {
+        (i as i128 * 7 + self.seed) % 256
+    }
+    fn helper(&self, call: usize) -> i128 {
+        self.seed * 1_000_003 + call as i128 * 4_294_967_311
+    }
+    fn comm(&self, i: u64) -> i128 {
+        65 + i as i128
+    }
+    fn reg(&self, r: u32) -> i128 {
+        r as i128 * 3 - self.seed
+    }
+    fn stack(&self, slot: usize, i: u64) -> i128 {
+        (slot as i128 * 31 + i as i128 * 5 + self.seed) % 256
+    }
+
+    fn coq(&self) -> String {
+        let bytes = |b: &[i128]| format!("[{}]", b.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; "));
+        let maps: Vec<String> = self
+            .maps
+            .iter()
+            .map(|entries| {
+                let entries: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("({}, {})", bytes(k), bytes(v))).collect();
+                format!("[{}]", entries.join("; "))
+            })
+            .collect();
+        let seed = self.seed;
+        format!(
+            "{{| env_ctx := fun i => (Z.modulo (Z.of_N i * 7 + {seed}) 256)%Z;
+   env_helper := fun n => ({seed} * 1000003 + Z.of_nat n * 4294967311)%Z;
+   env_comm := fun i => (65 + Z.of_N i)%Z;
+   env_regs := fun r => (Z.of_nat r * 3 - {seed})%Z;
+   env_stack := fun s i => (Z.modulo (Z.of_nat s * 31 + Z.of_N i * 5 + {seed}) 256)%Z;
+   env_maps := fun m => nth m ([{}]%Z : list (list (list Z * list Z))) [] |}}",
+            maps.join("; ")
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Int(i128),
+    Null,
+    Ptr(usize, Vec<i128>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    OutOfBounds = 0,
+    NullDeref = 1,
+    IllTyped = 2,
+    BadBlock = 3,
+}
+
+type Entries = Vec<(Vec<i128>, Vec<i128>)>;
+
+/// The IR's meaning as `proofs/Semantics.v` states it, written directly over `ppis_ir`.
+struct Interp<'a> {
+    func: &'a Function,
+    maps: &'a [Map],
+    env: &'a TestEnv,
+    regs: HashMap<u32, Value>,
+    stack: HashMap<(usize, u64), i128>,
+    map_state: Vec<Entries>,
+    calls: usize,
+}
+
+fn le_value(bytes: &[i128]) -> i128 {
+    bytes.iter().rev().fold(0, |acc, &b| byte(b) + 256 * acc)
+}
+
+fn le_bytes(v: i128, width: u64) -> Vec<i128> {
+    (0..width).map(|i| (v >> (8 * i)) & 255).collect()
+}
+
+fn extend(v: i128, width: u64, signed: bool) -> i128 {
+    let bits = 8 * width as u32;
+    let low = v.rem_euclid(1i128 << bits);
+    if signed && low >= 1i128 << (bits - 1) {
+        norm(low - (1i128 << bits))
+    } else {
+        norm(low)
+    }
+}
+
+fn alu(op: AluOp, a: i128, b: i128) -> i128 {
+    let (a, b) = (norm(a) as u64, norm(b) as u64);
+    let shift = (b & 63) as u32;
+    let r: u64 = match op {
+        AluOp::Add => a.wrapping_add(b),
+        AluOp::Sub => a.wrapping_sub(b),
+        AluOp::Mul => a.wrapping_mul(b),
+        AluOp::UDiv => a.checked_div(b).unwrap_or(0),
+        AluOp::UMod => a.checked_rem(b).unwrap_or(a),
+        AluOp::And => a & b,
+        AluOp::Or => a | b,
+        AluOp::Xor => a ^ b,
+        AluOp::Shl => a << shift,
+        AluOp::LShr => a >> shift,
+        AluOp::AShr => ((a as i64) >> shift) as u64,
+    };
+    r as i128
+}
+
+fn eval_cond(c: Cond, a: i128, b: i128) -> bool {
+    let (a, b) = (norm(a), norm(b));
+    let (sa, sb) = (to_signed(a), to_signed(b));
+    match c {
+        Cond::Eq => a == b,
+        Cond::Ne => a != b,
+        Cond::Ult => a < b,
+        Cond::Ule => a <= b,
+        Cond::Ugt => a > b,
+        Cond::Uge => a >= b,
+        Cond::Slt => sa < sb,
+        Cond::Sle => sa <= sb,
+        Cond::Sgt => sa > sb,
+        Cond::Sge => sa >= sb,
+    }
+}
+
+fn is_array(kind: MapType) -> bool {
+    matches!(kind, MapType::Array | MapType::PerCpuArray)
+}
+
+fn assoc_set(entries: &mut Entries, key: Vec<i128>, value: Vec<i128>) {
+    match entries.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => entries.push((key, value)),
+    }
+}
+
+/// Positions `offset..` of `value` overwritten by `bytes`, keeping its length.
+fn list_write(value: &[i128], offset: u64, bytes: &[i128]) -> Vec<i128> {
+    value
+        .iter()
+        .enumerate()
+        .map(|(pos, &x)| {
+            let pos = pos as u64;
+            if pos >= offset && pos < offset + bytes.len() as u64 {
+                byte(bytes[(pos - offset) as usize])
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+impl<'a> Interp<'a> {
+    fn new(func: &'a Function, maps: &'a [Map], env: &'a TestEnv) -> Self {
+        let mut map_state = env.maps.clone();
+        map_state.resize(maps.len(), Vec::new());
+        Interp { func, maps, env, regs: HashMap::new(), stack: HashMap::new(), map_state, calls: 0 }
+    }
+
+    fn reg(&self, r: u32) -> Value {
+        self.regs.get(&r).cloned().unwrap_or(Value::Int(norm(self.env.reg(r))))
+    }
+
+    fn int(&self, r: u32) -> Result<i128, Fault> {
+        match self.reg(r) {
+            Value::Int(z) => Ok(z),
+            _ => Err(Fault::IllTyped),
+        }
+    }
+
+    fn operand(&self, o: Operand) -> Result<i128, Fault> {
+        match o {
+            Operand::Reg(r) => self.int(r.0),
+            Operand::Imm(i) => Ok(norm(i.into())),
+        }
+    }
+
+    fn set_int(&mut self, r: u32, z: i128) {
+        self.regs.insert(r, Value::Int(norm(z)));
+    }
+
+    fn slot_byte(&self, slot: usize, i: u64) -> i128 {
+        byte(self.stack.get(&(slot, i)).copied().unwrap_or_else(|| self.env.stack(slot, i)))
+    }
+
+    fn check_slot(&self, slot: usize, offset: u64, width: u64) -> Result<(), Fault> {
+        match self.func.slots.get(slot) {
+            Some(&size) if offset + width <= size as u64 => Ok(()),
+            _ => Err(Fault::OutOfBounds),
+        }
+    }
+
+    fn read_slot(&self, slot: usize, offset: u64, width: u64) -> Vec<i128> {
+        (0..width).map(|i| self.slot_byte(slot, offset + i)).collect()
+    }
+
+    fn write_slot(&mut self, slot: usize, offset: u64, bytes: &[i128]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.stack.insert((slot, offset + i as u64), byte(b));
+        }
+    }
+
+    fn map(&self, m: usize) -> Result<&'a Map, Fault> {
+        self.maps.get(m).ok_or(Fault::OutOfBounds)
+    }
+
+    fn exists(&self, m: usize, key: &[i128]) -> bool {
+        let map = &self.maps[m];
+        if is_array(map.kind) {
+            le_value(&key[..key.len().min(4)]) < map.max_entries as i128
+        } else {
+            self.map_state[m].iter().any(|(k, _)| k == key)
+        }
+    }
+
+    /// The map, key and declaration a pointer access goes to, after its checks.
+    fn ptr(&self, r: u32, offset: u64, width: u64) -> Result<(usize, Vec<i128>, &'a Map), Fault> {
+        match self.reg(r) {
+            Value::Null => Err(Fault::NullDeref),
+            Value::Int(_) => Err(Fault::IllTyped),
+            Value::Ptr(m, key) => {
+                let map = self.map(m)?;
+                if offset + width <= map.value_size as u64 {
+                    Ok((m, key, map))
+                } else {
+                    Err(Fault::OutOfBounds)
+                }
+            }
+        }
+    }
+
+    fn op(&mut self, op: &Op) -> Result<(), Fault> {
+        match *op {
+            Op::Mov { dst, src: Operand::Reg(src) } => {
+                let v = self.reg(src.0);
+                self.regs.insert(dst.0, v);
+            }
+            Op::Mov { dst, src: Operand::Imm(i) } => self.set_int(dst.0, i.into()),
+            Op::Alu { op, dst, lhs, rhs } => {
+                let (a, b) = (self.int(lhs.0)?, self.operand(rhs)?);
+                self.set_int(dst.0, alu(op, a, b));
+            }
+            Op::Neg { dst, src } => {
+                let a = self.int(src.0)?;
+                self.set_int(dst.0, -a);
+            }
+            Op::SetCond { cond, dst, lhs, rhs } => {
+                let (a, b) = (self.int(lhs.0)?, self.operand(rhs)?);
+                self.set_int(dst.0, eval_cond(cond, a, b) as i128);
+            }
+            Op::Extend { dst, src, width, signed } => {
+                let a = self.int(src.0)?;
+                self.set_int(dst.0, extend(a, width.into(), signed));
+            }
+            Op::LoadCtx { dst, offset, width, signed } => {
+                let bytes: Vec<i128> = (0..width as u64).map(|i| byte(self.env.ctx(offset as u64 + i))).collect();
+                self.set_int(dst.0, extend(le_value(&bytes), width.into(), signed));
+            }
+            Op::LoadSlot { dst, slot, offset, width } => {
+                self.check_slot(slot.0 as usize, offset.into(), width.into())?;
+                let v = le_value(&self.read_slot(slot.0 as usize, offset.into(), width.into()));
+                self.set_int(dst.0, v);
+            }
+            Op::StoreSlot { slot, offset, width, src } => {
+                self.check_slot(slot.0 as usize, offset.into(), width.into())?;
+                let v = self.operand(src)?;
+                self.write_slot(slot.0 as usize, offset.into(), &le_bytes(v, width.into()));
+            }
+            Op::ZeroSlot { slot } => {
+                let size = *self.func.slots.get(slot.0 as usize).ok_or(Fault::OutOfBounds)?;
+                self.write_slot(slot.0 as usize, 0, &vec![0; size as usize]);
+            }
+            Op::Call { dst, helper } => {
+                let result = match helper {
+                    Helper::GetCurrentComm { slot } => {
+                        self.check_slot(slot.0 as usize, 0, 16)?;
+                        let comm: Vec<i128> = (0..16).map(|i| byte(self.env.comm(i))).collect();
+                        self.write_slot(slot.0 as usize, 0, &comm);
+                        0
+                    }
+                    _ => self.env.helper(self.calls),
+                };
+                self.calls += 1;
+                if let Some(d) = dst {
+                    self.set_int(d.0, result);
+                }
+            }
+            Op::MapLookup { dst, map, key } => {
+                let decl = self.map(map)?;
+                self.check_slot(key.0 as usize, 0, decl.key_size.into())?;
+                let k = self.read_slot(key.0 as usize, 0, decl.key_size.into());
+                let v = if self.exists(map, &k) { Value::Ptr(map, k) } else { Value::Null };
+                self.regs.insert(dst.0, v);
+            }
+            Op::MapUpdate { map, key, value, flags } => {
+                let decl = self.map(map)?;
+                self.check_slot(key.0 as usize, 0, decl.key_size.into())?;
+                self.check_slot(value.0 as usize, 0, decl.value_size.into())?;
+                let k = self.read_slot(key.0 as usize, 0, decl.key_size.into());
+                let v = self.read_slot(value.0 as usize, 0, decl.value_size.into());
+                let exists = self.exists(map, &k);
+                let allowed = match flags {
+                    0 => true,
+                    1 => !exists,
+                    2 => exists,
+                    _ => false,
+                };
+                let room = is_array(decl.kind) || exists || self.map_state[map].len() < decl.max_entries as usize;
+                if allowed && room {
+                    assoc_set(&mut self.map_state[map], k, v);
+                }
+            }
+            Op::MapDelete { map, key } => {
+                let decl = self.map(map)?;
+                self.check_slot(key.0 as usize, 0, decl.key_size.into())?;
+                let k = self.read_slot(key.0 as usize, 0, decl.key_size.into());
+                if !is_array(decl.kind) {
+                    self.map_state[map].retain(|(stored, _)| *stored != k);
+                }
+            }
+            Op::LoadPtr { dst, ptr, offset, width } => {
+                let (m, key, _) = self.ptr(ptr.0, offset.into(), width.into())?;
+                let stored =
+                    self.map_state[m].iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+                let bytes: Vec<i128> =
+                    (0..width as usize).map(|i| stored.get(offset as usize + i).copied().unwrap_or(0)).collect();
+                self.set_int(dst.0, le_value(&bytes));
+            }
+            Op::StorePtr { ptr, offset, width, src } => {
+                let (m, key, decl) = self.ptr(ptr.0, offset.into(), width.into())?;
+                let v = self.operand(src)?;
+                let bytes = le_bytes(v, width.into());
+                let stored = self.map_state[m].iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+                match stored {
+                    Some(stored) => assoc_set(&mut self.map_state[m], key, list_write(&stored, offset.into(), &bytes)),
+                    None if is_array(decl.kind) => {
+                        let zeros = vec![0; decl.value_size as usize];
+                        assoc_set(&mut self.map_state[m], key, list_write(&zeros, offset.into(), &bytes));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn next(&self, term: &Terminator) -> Result<Option<Block>, Fault> {
+        Ok(match *term {
+            Terminator::Jump(b) => Some(b),
+            Terminator::Branch { cond, lhs, rhs, then, otherwise } => {
+                let (a, b) = (self.int(lhs.0).map_err(|_| Fault::IllTyped)?, self.operand(rhs)?);
+                Some(if eval_cond(cond, a, b) { then } else { otherwise })
+            }
+            Terminator::BranchNull { ptr, is_null, not_null } => match self.reg(ptr.0) {
+                Value::Null => Some(is_null),
+                Value::Ptr(..) => Some(not_null),
+                Value::Int(_) => return Err(Fault::IllTyped),
+            },
+            Terminator::Return => None,
+        })
+    }
+
+    /// `observe` of `proofs/Semantics.v` for the run from the entry with `fuel` blocks.
+    fn run(mut self, fuel: usize) -> Vec<i128> {
+        let mut block = self.func.entry;
+        let mut total = 0i128;
+        for step in 1..=fuel {
+            let Some(bb) = self.func.cfg.node_weight(block) else { return vec![1, Fault::BadBlock as i128] };
+            for inst in &bb.insts {
+                if let Err(f) = self.op(&inst.op) {
+                    return vec![1, f as i128];
+                }
+                total += CostItem::of_op(&inst.op, self.maps).map_or(0, cost) as i128;
+            }
+            total += cost(CostItem::of_terminator(&bb.term)) as i128;
+            match self.next(&bb.term) {
+                Err(f) => return vec![1, f as i128],
+                Ok(Some(next)) => block = next,
+                Ok(None) => return self.observe(total, step),
+            }
+        }
+        vec![2]
+    }
+
+    fn observe(&self, total: i128, steps: usize) -> Vec<i128> {
+        let mut out = vec![0, total, steps as i128];
+        for r in 0..self.func.vregs.len() as u32 {
+            out.push(match self.reg(r) {
+                Value::Int(z) => z,
+                Value::Null => -1,
+                Value::Ptr(..) => -2,
+            });
+        }
+        for (slot, &size) in self.func.slots.iter().enumerate() {
+            out.extend(self.read_slot(slot, 0, size.into()));
+        }
+        for entries in &self.map_state {
+            out.push(entries.len() as i128);
+            for (k, v) in entries {
+                out.extend(k);
+                out.extend(v);
+            }
+        }
+        out
+    }
+}
+
+/// The integers of each `= [ ... ]` that `Compute` printed, in order.
+fn computed_lists(stdout: &str) -> Vec<Vec<i128>> {
+    let mut lists = Vec::new();
+    let mut rest = stdout;
+    while let Some(start) = rest.find("= [") {
+        let after = &rest[start + 3..];
+        let end = after.find(']').expect("a computed list is closed");
+        let items: String = after[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let list = items
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let s = s.trim_end_matches("%Z").trim_start_matches('(').trim_end_matches(')');
+                s.parse::<i128>().unwrap_or_else(|_| panic!("not an integer in Coq's output: `{s}`"))
+            })
+            .collect();
+        lists.push(list);
+        rest = &after[end..];
+    }
+    lists
+}
+
+#[test]
+fn coq_semantics_agrees_with_a_rust_interpreter() {
+    if !coq_available("coq_semantics_agrees_with_a_rust_interpreter") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("round-trip");
+    let present = |value: Vec<i128>| (vec![0; 16], value);
+    let cases: Vec<(&str, Vec<TestEnv>)> = vec![
+        (
+            NULL_CHECK_JOIN,
+            vec![
+                TestEnv { seed: 3, maps: vec![vec![]] },
+                TestEnv { seed: 5, maps: vec![vec![present(vec![255, 255, 255, 255, 255, 255, 255, 255])]] },
+                TestEnv { seed: 9, maps: vec![vec![(vec![1; 16], vec![7; 8])]] },
+            ],
+        ),
+        (
+            ARITH,
+            vec![
+                TestEnv { seed: 0, maps: vec![vec![], vec![]] },
+                TestEnv { seed: 100, maps: vec![vec![], vec![]] },
+                TestEnv { seed: 100, maps: vec![vec![], vec![(vec![1; 8], vec![2; 8]), (vec![3; 8], vec![4; 8])]] },
+                TestEnv { seed: 17, maps: vec![vec![(vec![2, 0, 0, 0], vec![9; 16])], vec![]] },
+                TestEnv { seed: 200, maps: vec![vec![], vec![(vec![0; 8], vec![1; 8])]] },
+            ],
+        ),
+        (
+            NULL_DEREF,
+            vec![
+                TestEnv { seed: 1, maps: vec![vec![]] },
+                TestEnv { seed: 2, maps: vec![vec![(vec![0; 8], vec![42, 0, 0, 0, 0, 0, 0, 0])]] },
+            ],
+        ),
+    ];
+    let mut compared = 0;
+    for (text, envs) in cases {
+        let m = module(text);
+        let func = &m.functions[0];
+        let (mut file, _) = tight_export(&m);
+        let ident = coq::coq_identifier(&func.name);
+        let fuel = func.cfg.node_count() + 5;
+        let mut expected = Vec::new();
+        for (i, env) in envs.iter().enumerate() {
+            file.push_str(&format!("\nDefinition test_env_{i} : env := {}.\n", env.coq()));
+            file.push_str(&format!(
+                "Compute observe {ident} {} (run {ident}_costs {ident} test_env_{i} {fuel}).\n",
+                func.vregs.len()
+            ));
+            expected.push(Interp::new(func, &m.maps, env).run(fuel));
+        }
+        let output = coqc(&dir, &proof_file_name(func), &file);
+        assert!(output.status.success(), "{}\n{file}", log(&output));
+        let computed = computed_lists(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(computed.len(), expected.len(), "one Compute per environment:\n{}", log(&output));
+        for (i, (coq, rust)) in computed.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                coq, rust,
+                "`{}` in environment {i}: Coq (left) and the Rust interpreter (right) differ",
+                func.name
+            );
+            compared += 1;
+        }
+        // The runs are not all alike: the environments reach different outcomes.
+        if envs.len() > 1 {
+            assert!(
+                expected.windows(2).any(|w| w[0] != w[1]),
+                "environments of `{}` all give {:?}",
+                func.name,
+                expected[0]
+            );
+        }
+    }
+    assert_eq!(compared, 10);
+}
