@@ -1,21 +1,55 @@
-//! The ppis verifier: facts proven about IR functions, reported as diagnostics on the source.
+//! The ppis verifier: proves, per probe, termination, memory safety, a worst-case cost per
+//! event and that this cost at the declared rate stays within the CPU overhead budget; every
+//! failure is a diagnostic on the source span of the offending instruction.
 //!
-//! This first pass proves structural facts: the CFG is acyclic (so every probe terminates),
-//! every map value pointer is null-checked before use, and instruction count and stack use
-//! are within the kernel's limits.
-//! Boundary: reads the IR, never changes it; knows nothing of eBPF encodings.
+//! Pipeline per function: well-formedness ([`wellformed`]), termination (acyclic CFG),
+//! memory safety by abstract interpretation ([`absint`]), kernel resource limits, shared-map
+//! races, then the cost bound (dynamic programming over feasible paths, confirmed by Z3 in
+//! [`smt`]) and the overhead budget. Module-wide: maps that can only grow.
+//! Boundary: reads the IR, never changes it; knows nothing of eBPF encodings. Z3 is used
+//! only inside [`smt`].
 
-mod nullness;
+mod absint;
+mod certificate;
+mod concurrency;
+pub mod cost;
+mod fmt;
+pub mod interp;
+mod interval;
+mod irtext;
 mod resources;
+pub mod smt;
 mod termination;
+mod wellformed;
 
-use ppis_ir::{Function, Module};
+use cost::{CostBreakdown, CostGraph, PathStep};
+use ppis_ir::{Function, Module, Span, Trigger};
 use ppis_lang::Diagnostic;
+use ppis_manifest::profile::CostProfile;
+use serde::{Deserialize, Serialize};
+use smt::SmtOutcome;
 
+pub use certificate::{
+    certificate, explain_cost, Certificate, CertificateInputs, ProbeCertificate, CERTIFICATE_VERSION,
+};
 pub use resources::{MAX_INSTRUCTIONS, MAX_STACK_BYTES};
 
+/// What the verifier needs besides the IR.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifyOptions<'a> {
+    /// Costs of the host the probes will run on.
+    pub profile: &'a CostProfile,
+    /// Largest CPU share one probe may take, in percent of all CPUs (0.5 by default).
+    pub budget_percent: f64,
+    /// CPUs the overhead is spread over.
+    pub cpus: u32,
+}
+
+/// The default overhead budget, percent.
+pub const DEFAULT_BUDGET_PERCENT: f64 = 0.5;
+
 /// What the verifier established about one function.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FunctionFacts {
     pub name: String,
     /// IR instructions plus terminators.
@@ -25,12 +59,90 @@ pub struct FunctionFacts {
     /// Instructions on the longest path from entry to exit (meaningful when acyclic).
     pub longest_path: usize,
     pub acyclic: bool,
+    pub trigger: &'static str,
+    pub rate_per_sec: Option<u64>,
+    /// The worst-case cost per event; `None` when the function could not be bounded
+    /// (a cycle, or malformed IR).
+    pub cost: Option<CostFacts>,
+    /// Worst-case cost × declared rate over all CPUs, percent; `None` without a rate.
+    pub overhead_percent: Option<f64>,
+    pub obligations: Vec<ObligationResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostFacts {
+    /// Trigger plus the heaviest feasible path, nanoseconds.
+    pub bound_ns: f64,
+    /// The same in picoseconds, as summed and as Z3 checked it.
+    pub bound_ps: u64,
+    pub breakdown: CostBreakdown,
+    /// Blocks of the worst path, entry first.
+    pub worst_blocks: Vec<usize>,
+    /// Its instructions with their costs.
+    pub worst_path: Vec<PathStep>,
+    pub smt: SmtOutcome,
+}
+
+/// The properties proven per probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Obligation {
+    WellFormed,
+    Termination,
+    NullChecks,
+    MemoryBounds,
+    Initialisation,
+    DivisionByZero,
+    Resources,
+    SharedMapRaces,
+    MapGrowth,
+    CostBound,
+    Overhead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// A property of the CFG's shape or of declared sizes.
+    Structural,
+    AbstractInterpretation,
+    /// Forward dataflow (taint) analysis.
+    Dataflow,
+    Z3,
+    /// Arithmetic on proven bounds.
+    Arithmetic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Proven,
+    Violated,
+    /// Holds, with a warning attached (e.g. a map that can only grow).
+    Warning,
+    /// Not attempted because an earlier obligation failed.
+    NotChecked,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObligationResult {
+    pub obligation: Obligation,
+    pub method: Method,
+    pub status: Status,
+    /// The numbers behind the verdict, or the diagnostic codes that refuted it.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
     pub functions: Vec<FunctionFacts>,
     pub diagnostics: Vec<Diagnostic>,
+    /// [`CostProfile::hash`] of the profile used.
+    pub profile_hash: String,
+    pub profile_host: String,
+    pub profile_measured_at: String,
+    pub budget_percent: f64,
+    pub cpus: u32,
 }
 
 impl Verdict {
@@ -39,28 +151,303 @@ impl Verdict {
     }
 }
 
-pub fn verify(module: &Module) -> Verdict {
-    let mut verdict = Verdict::default();
+pub fn verify(module: &Module, opts: &VerifyOptions) -> Verdict {
+    let budget = if opts.budget_percent.is_finite() && opts.budget_percent > 0.0 { opts.budget_percent } else { 0.0 };
+    let cpus = opts.cpus.max(1);
+    let mut verdict = Verdict {
+        profile_hash: opts.profile.hash(),
+        profile_host: format!(
+            "{} CPUs, {}, kernel {}",
+            opts.profile.host.cpus, opts.profile.host.cpu_model, opts.profile.host.kernel
+        ),
+        profile_measured_at: opts.profile.measured_at.clone(),
+        budget_percent: budget,
+        cpus,
+        ..Verdict::default()
+    };
+    let growth = concurrency::growth(module);
     for func in &module.functions {
-        verdict.functions.push(verify_function(func, &mut verdict.diagnostics));
+        let mut diags = Vec::new();
+        let mut facts = verify_function(func, module, opts.profile, budget, cpus, &mut diags);
+        let own_growth: Vec<Diagnostic> = growth.iter().filter(|d| owns(func, d.primary.span)).cloned().collect();
+        let grows = updates_growing_map(func, module);
+        facts.obligations.push(ObligationResult {
+            obligation: Obligation::MapGrowth,
+            method: Method::Dataflow,
+            status: if grows { Status::Warning } else { Status::Proven },
+            detail: if grows {
+                "inserts into a hash map nothing deletes from (W0400)".into()
+            } else {
+                "no insert into a hash map that is never deleted from".into()
+            },
+        });
+        diags.extend(own_growth);
+        verdict.functions.push(facts);
+        verdict.diagnostics.extend(diags);
     }
+    // Growth warnings whose site belongs to no function (cannot happen with parsed IR).
+    verdict
+        .diagnostics
+        .extend(growth.into_iter().filter(|d| !module.functions.iter().any(|f| owns(f, d.primary.span))));
     verdict
 }
 
-fn verify_function(func: &Function, diags: &mut Vec<Diagnostic>) -> FunctionFacts {
-    let back_edges = termination::back_edges(func);
-    for (from, _) in &back_edges {
-        diags.push(termination::cycle_diagnostic(func, *from));
+/// True when `span` is the function's own span or one of its instructions' or terminators'.
+fn owns(func: &Function, span: Span) -> bool {
+    span == func.span || func.cfg.node_weights().any(|b| b.term_span == span || b.insts.iter().any(|i| i.span == span))
+}
+
+fn updates_growing_map(func: &Function, module: &Module) -> bool {
+    use ppis_ir::{MapType, Op};
+    let deleted = |id: usize| {
+        module.functions.iter().any(|f| {
+            f.cfg.node_weights().any(|b| b.insts.iter().any(|i| matches!(i.op, Op::MapDelete { map, .. } if map == id)))
+        })
+    };
+    func.cfg.node_weights().flat_map(|b| &b.insts).any(|i| match i.op {
+        Op::MapUpdate { map, .. } => module.maps.get(map).is_some_and(|m| m.kind == MapType::Hash) && !deleted(map),
+        _ => false,
+    })
+}
+
+fn trigger_name(t: Trigger) -> &'static str {
+    match t {
+        Trigger::Tracepoint => "tracepoint",
+        Trigger::Uprobe => "uprobe",
+        Trigger::Uretprobe => "uretprobe",
     }
-    let acyclic = back_edges.is_empty();
-    diags.extend(nullness::check(func));
-    let facts = FunctionFacts {
+}
+
+fn verify_function(
+    func: &Function,
+    module: &Module,
+    profile: &CostProfile,
+    budget: f64,
+    cpus: u32,
+    diags: &mut Vec<Diagnostic>,
+) -> FunctionFacts {
+    let maps = &module.maps;
+    let mut facts = FunctionFacts {
         name: func.name.clone(),
         instructions: resources::instruction_count(func),
         stack_bytes: resources::stack_bytes(func),
-        longest_path: if acyclic { resources::longest_path(func) } else { 0 },
-        acyclic,
+        longest_path: 0,
+        acyclic: false,
+        trigger: trigger_name(func.probe.trigger),
+        rate_per_sec: func.probe.rate.map(|r| r.0),
+        cost: None,
+        overhead_percent: None,
+        obligations: Vec::new(),
     };
-    diags.extend(resources::check(func, &facts));
+    let malformed = wellformed::check(func, maps);
+    let mut results = Vec::new();
+    let record = |results: &mut Vec<ObligationResult>, obligation, method, diags: &[Diagnostic], proven: String| {
+        let codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
+        let (status, detail) = if diags.iter().any(|d| d.is_error()) {
+            (Status::Violated, format!("refuted: {}", codes.join(", ")))
+        } else if !diags.is_empty() {
+            (Status::Warning, format!("{proven}; warnings: {}", codes.join(", ")))
+        } else {
+            (Status::Proven, proven)
+        };
+        results.push(ObligationResult { obligation, method, status, detail });
+    };
+    record(
+        &mut results,
+        Obligation::WellFormed,
+        Method::Structural,
+        &malformed,
+        "every name resolves, widths valid".into(),
+    );
+    if !malformed.is_empty() {
+        diags.extend(malformed);
+        for o in [
+            Obligation::Termination,
+            Obligation::NullChecks,
+            Obligation::MemoryBounds,
+            Obligation::Initialisation,
+            Obligation::DivisionByZero,
+            Obligation::Resources,
+            Obligation::SharedMapRaces,
+            Obligation::CostBound,
+            Obligation::Overhead,
+        ] {
+            results.push(ObligationResult {
+                obligation: o,
+                method: Method::Structural,
+                status: Status::NotChecked,
+                detail: "malformed IR".into(),
+            });
+        }
+        facts.obligations = results;
+        return facts;
+    }
+
+    let back_edges = termination::back_edges(func);
+    let cycle_diags: Vec<Diagnostic> =
+        back_edges.iter().map(|(from, _)| termination::cycle_diagnostic(func, *from)).collect();
+    facts.acyclic = back_edges.is_empty();
+    if facts.acyclic {
+        facts.longest_path = resources::longest_path(func);
+    }
+    record(&mut results, Obligation::Termination, Method::Structural, &cycle_diags, "the CFG is acyclic".into());
+    diags.extend(cycle_diags);
+
+    let analysis = absint::analyse(func, maps);
+    let pick = |codes: &[&str]| -> Vec<Diagnostic> {
+        analysis.diagnostics.iter().filter(|d| codes.contains(&d.code)).cloned().collect()
+    };
+    let reachable = analysis.reachable.iter().filter(|r| **r).count();
+    record(
+        &mut results,
+        Obligation::NullChecks,
+        Method::AbstractInterpretation,
+        &pick(&["E0401"]),
+        "every map value access is dominated by a non-null check".into(),
+    );
+    record(
+        &mut results,
+        Obligation::MemoryBounds,
+        Method::AbstractInterpretation,
+        &pick(&["E0404", "E0405"]),
+        "slot and map value accesses within their sizes".into(),
+    );
+    record(
+        &mut results,
+        Obligation::Initialisation,
+        Method::AbstractInterpretation,
+        &pick(&["E0406", "E0407"]),
+        "registers assigned and stack bytes written before use on every path".into(),
+    );
+    record(
+        &mut results,
+        Obligation::DivisionByZero,
+        Method::AbstractInterpretation,
+        &pick(&["E0408"]),
+        format!("no divisor interval contains 0 ({reachable} reachable blocks)"),
+    );
+    diags.extend(analysis.diagnostics.iter().cloned());
+
+    let resource_diags = resources::check(func, &facts);
+    record(
+        &mut results,
+        Obligation::Resources,
+        Method::Structural,
+        &resource_diags,
+        format!(
+            "{} of {MAX_INSTRUCTIONS} instructions, {} of {MAX_STACK_BYTES} stack bytes",
+            facts.instructions, facts.stack_bytes
+        ),
+    );
+    diags.extend(resource_diags);
+
+    let race_diags = concurrency::races(func, maps);
+    record(
+        &mut results,
+        Obligation::SharedMapRaces,
+        Method::Dataflow,
+        &race_diags,
+        "no read-modify-write of a shared hash map".into(),
+    );
+    diags.extend(race_diags);
+
+    if facts.acyclic {
+        let graph = CostGraph::new(func, &analysis, maps, profile);
+        if let Some((blocks, bound_ps)) = graph.worst_path() {
+            let smt = smt::confirm_bound(&graph, bound_ps);
+            let (worst_path, breakdown) = cost::explain_path(func, &blocks, maps, profile);
+            let bound_ns = cost::nanos(bound_ps);
+            let mut smt_diags = Vec::new();
+            if smt != SmtOutcome::Confirmed {
+                smt_diags.push(
+                    Diagnostic::error(
+                        "E0413",
+                        format!("Z3 did not confirm the cost bound of {}: {smt:?}", fmt::ns(bound_ns)),
+                        func.span,
+                    )
+                    .label("cost bound unconfirmed")
+                    .with_help("this is a verifier bug; please report it with `ppisc ir` output"),
+                );
+            }
+            record(
+                &mut results,
+                Obligation::CostBound,
+                Method::Z3,
+                &smt_diags,
+                format!("worst case {} per event, max over {} feasible edges", fmt::ns(bound_ns), graph.edges.len()),
+            );
+            diags.extend(smt_diags);
+            let overhead_diags = overhead(func, bound_ns, budget, cpus, &mut facts);
+            let detail = match facts.overhead_percent {
+                Some(p) => format!("{} of {cpus} CPUs within the {budget} % budget", fmt::percent(p)),
+                None => "no rate".into(),
+            };
+            record(&mut results, Obligation::Overhead, Method::Arithmetic, &overhead_diags, detail);
+            diags.extend(overhead_diags);
+            facts.cost = Some(CostFacts { bound_ns, bound_ps, breakdown, worst_blocks: blocks, worst_path, smt });
+        }
+    }
+    if facts.cost.is_none() {
+        for o in [Obligation::CostBound, Obligation::Overhead] {
+            results.push(ObligationResult {
+                obligation: o,
+                method: Method::Z3,
+                status: Status::NotChecked,
+                detail: "no bound: the probe may not terminate".into(),
+            });
+        }
+    }
+    facts.obligations = results;
     facts
+}
+
+/// The overhead invariant: `bound × rate / (cpus × 1 s)` within the budget.
+fn overhead(func: &Function, bound_ns: f64, budget: f64, cpus: u32, facts: &mut FunctionFacts) -> Vec<Diagnostic> {
+    let allowed_per_sec = budget / 100.0 * cpus as f64 * 1e9 / bound_ns.max(f64::MIN_POSITIVE);
+    let nice = fmt::nice_rate_floor(allowed_per_sec);
+    let suggestion = if nice == 0 {
+        "make the probe cheaper: even one event per second is over the budget".to_string()
+    } else {
+        format!("`rate <= {}/s`", fmt::rate(nice))
+    };
+    match func.probe.rate {
+        None => vec![Diagnostic::error(
+            "E0409",
+            format!("probe `{}` declares no event rate, so its CPU overhead cannot be bounded", func.name),
+            func.span,
+        )
+        .label(format!("worst case {} per event", fmt::ns(bound_ns)))
+        .with_help(if nice == 0 {
+            suggestion
+        } else {
+            format!(
+                "add {suggestion}: the highest rate within the {budget} % budget at {} per event on {cpus} CPUs",
+                fmt::ns(bound_ns)
+            )
+        })],
+        Some((rate, span)) => {
+            let percent = bound_ns * rate as f64 / (cpus as f64 * 1e9) * 100.0;
+            facts.overhead_percent = Some(percent);
+            if percent <= budget {
+                return Vec::new();
+            }
+            vec![Diagnostic::error(
+                "E0410",
+                format!(
+                    "probe `{}` may use {} of {cpus} CPUs, over the {budget} % budget: worst path {} × {}/s",
+                    func.name,
+                    fmt::percent(percent),
+                    fmt::ns(bound_ns),
+                    fmt::rate(rate)
+                ),
+                span,
+            )
+            .label("at this rate")
+            .with_help(if nice == 0 {
+                suggestion
+            } else {
+                format!("lower the rate to {suggestion}, or simplify the probe (`--explain-cost` shows where the time goes)")
+            })]
+        }
+    }
 }

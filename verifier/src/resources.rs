@@ -47,7 +47,10 @@ pub fn check(func: &Function, facts: &FunctionFacts) -> Vec<Diagnostic> {
         diags.push(
             Diagnostic::error(
                 "E0403",
-                format!("probe needs {} bytes of stack, more than the {MAX_STACK_BYTES} eBPF allows", facts.stack_bytes),
+                format!(
+                    "probe needs {} bytes of stack, more than the {MAX_STACK_BYTES} eBPF allows",
+                    facts.stack_bytes
+                ),
                 func.span,
             )
             .label("this probe")

@@ -1,0 +1,236 @@
+//! Host cost profiles: what one probe event costs on a given machine, per attach trigger,
+//! per instruction class and per kernel helper, in nanoseconds. The verifier turns a probe's
+//! worst path into a cost bound with it; certificates name the profile by its hash.
+//!
+//! Boundary: plain data, its JSON form and its hash; no measuring and no IR knowledge.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped whenever a field changes meaning.
+pub const PROFILE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostProfile {
+    pub version: u32,
+    pub host: HostInfo,
+    /// When (RFC 3339) and how the numbers were obtained, e.g. "2025-01-01T00:00:00Z".
+    pub measured_at: String,
+    /// Fixed cost of delivering one event to a program, before its first instruction.
+    pub triggers: TriggerCosts,
+    pub instructions: InstructionCosts,
+    pub helpers: HelperCosts,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostInfo {
+    pub cpus: u32,
+    /// `uname -r`.
+    pub kernel: String,
+    pub cpu_model: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerCosts {
+    pub tracepoint: f64,
+    pub uprobe: f64,
+    pub uretprobe: f64,
+}
+
+/// Per executed IR instruction, by class (ns).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstructionCosts {
+    /// Moves, arithmetic, comparisons, extensions.
+    pub alu: f64,
+    pub load_ctx: f64,
+    /// Per 8-byte word (a `zero sN` of 16 bytes costs two stores).
+    pub load_stack: f64,
+    pub store_stack: f64,
+    pub load_map_value: f64,
+    pub store_map_value: f64,
+    /// Conditional and unconditional jumps, and the final exit.
+    pub branch: f64,
+    /// Overhead of any helper call (argument set-up, call, return), on top of the helper.
+    pub call: f64,
+}
+
+/// A map helper's cost depends on the map's implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapHelperCost {
+    pub hash: f64,
+    pub array: f64,
+    pub percpu_hash: f64,
+    pub percpu_array: f64,
+}
+
+impl MapHelperCost {
+    pub fn max(&self) -> f64 {
+        self.hash.max(self.array).max(self.percpu_hash).max(self.percpu_array)
+    }
+}
+
+/// Per helper call, excluding [`InstructionCosts::call`] (ns).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperCosts {
+    pub map_lookup_elem: MapHelperCost,
+    pub map_update_elem: MapHelperCost,
+    pub map_delete_elem: MapHelperCost,
+    pub ktime_get_ns: f64,
+    pub get_current_pid_tgid: f64,
+    pub get_current_uid_gid: f64,
+    pub get_current_comm: f64,
+    pub get_smp_processor_id: f64,
+}
+
+impl CostProfile {
+    /// Conservative, deliberately pessimistic numbers for a ~3 GHz x86-64 core, used when no
+    /// measured profile is given. `profiles/reference.json` holds the same values.
+    pub fn reference() -> CostProfile {
+        let map = |hash: f64, array: f64, percpu_hash: f64, percpu_array: f64| MapHelperCost {
+            hash,
+            array,
+            percpu_hash,
+            percpu_array,
+        };
+        CostProfile {
+            version: PROFILE_VERSION,
+            host: HostInfo { cpus: 2, kernel: "reference".into(), cpu_model: "generic x86-64, ~3 GHz".into() },
+            measured_at: "reference values, not measured".into(),
+            triggers: TriggerCosts { tracepoint: 60.0, uprobe: 1000.0, uretprobe: 1500.0 },
+            instructions: InstructionCosts {
+                alu: 0.5,
+                load_ctx: 1.0,
+                load_stack: 0.5,
+                store_stack: 0.5,
+                load_map_value: 1.0,
+                store_map_value: 1.0,
+                branch: 1.0,
+                call: 2.0,
+            },
+            helpers: HelperCosts {
+                map_lookup_elem: map(40.0, 10.0, 45.0, 12.0),
+                map_update_elem: map(120.0, 20.0, 135.0, 22.0),
+                map_delete_elem: map(100.0, 20.0, 110.0, 22.0),
+                ktime_get_ns: 25.0,
+                get_current_pid_tgid: 10.0,
+                get_current_uid_gid: 10.0,
+                get_current_comm: 20.0,
+                get_smp_processor_id: 5.0,
+            },
+        }
+    }
+
+    /// The canonical JSON: compact, fields in declaration order. What [`Self::hash`] hashes.
+    pub fn canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("a cost profile serialises")
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a cost profile serialises")
+    }
+
+    /// Parses and validates: the version must match and every cost must be finite and ≥ 0.
+    pub fn from_json(text: &str) -> Result<CostProfile, String> {
+        let profile: CostProfile = serde_json::from_str(text).map_err(|e| format!("bad cost profile: {e}"))?;
+        if profile.version != PROFILE_VERSION {
+            return Err(format!(
+                "cost profile version {} is not supported (expected {PROFILE_VERSION})",
+                profile.version
+            ));
+        }
+        if profile.host.cpus == 0 {
+            return Err("bad cost profile: host.cpus must be at least 1".into());
+        }
+        if let Some((name, value)) = profile.costs().into_iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
+            return Err(format!("bad cost profile: `{name}` is {value}, costs must be finite and non-negative"));
+        }
+        Ok(profile)
+    }
+
+    /// `sha256:` and the hex SHA-256 of the canonical JSON: names the profile in certificates.
+    pub fn hash(&self) -> String {
+        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    /// Every cost with its JSON path, for validation.
+    fn costs(&self) -> Vec<(&'static str, f64)> {
+        let (t, i, h) = (&self.triggers, &self.instructions, &self.helpers);
+        let mut all = vec![
+            ("triggers.tracepoint", t.tracepoint),
+            ("triggers.uprobe", t.uprobe),
+            ("triggers.uretprobe", t.uretprobe),
+            ("instructions.alu", i.alu),
+            ("instructions.load_ctx", i.load_ctx),
+            ("instructions.load_stack", i.load_stack),
+            ("instructions.store_stack", i.store_stack),
+            ("instructions.load_map_value", i.load_map_value),
+            ("instructions.store_map_value", i.store_map_value),
+            ("instructions.branch", i.branch),
+            ("instructions.call", i.call),
+            ("helpers.ktime_get_ns", h.ktime_get_ns),
+            ("helpers.get_current_pid_tgid", h.get_current_pid_tgid),
+            ("helpers.get_current_uid_gid", h.get_current_uid_gid),
+            ("helpers.get_current_comm", h.get_current_comm),
+            ("helpers.get_smp_processor_id", h.get_smp_processor_id),
+        ];
+        for (name, m) in [
+            ("helpers.map_lookup_elem", h.map_lookup_elem),
+            ("helpers.map_update_elem", h.map_update_elem),
+            ("helpers.map_delete_elem", h.map_delete_elem),
+        ] {
+            all.extend([(name, m.hash), (name, m.array), (name, m.percpu_hash), (name, m.percpu_array)]);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_the_hash() {
+        let p = CostProfile::reference();
+        let back = CostProfile::from_json(&p.to_json()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.hash(), p.hash());
+        assert!(p.hash().starts_with("sha256:") && p.hash().len() == 7 + 64);
+    }
+
+    /// The checked-in file is what `reference()` says, so either can be read.
+    #[test]
+    fn the_reference_file_matches_the_built_in_reference() {
+        let file = include_str!("../../../profiles/reference.json");
+        assert_eq!(CostProfile::from_json(file).unwrap(), CostProfile::reference());
+    }
+
+    #[test]
+    fn any_change_changes_the_hash() {
+        let p = CostProfile::reference();
+        let mut q = p.clone();
+        q.helpers.map_lookup_elem.hash += 1.0;
+        assert_ne!(p.hash(), q.hash());
+    }
+
+    #[test]
+    fn rejects_bad_versions_negative_costs_and_unknown_fields() {
+        let p = CostProfile::reference();
+        let json = p.to_json();
+        let bumped = json.replacen("\"version\": 1", "\"version\": 7", 1);
+        assert!(CostProfile::from_json(&bumped).unwrap_err().contains("version 7"));
+        let mut negative = p.clone();
+        negative.instructions.alu = -1.0;
+        let err = CostProfile::from_json(&negative.to_json()).unwrap_err();
+        assert!(err.contains("instructions.alu"), "{err}");
+        let extra = json.replacen("\"version\": 1", "\"version\": 1, \"bogus\": 2", 1);
+        assert!(CostProfile::from_json(&extra).unwrap_err().contains("bogus"));
+    }
+}

@@ -1,0 +1,257 @@
+//! The cost model and the worst-case cost of one event: the trigger's fixed cost plus the
+//! heaviest feasible entry-to-exit path, instruction by instruction, from a host profile.
+//!
+//! Costs are kept in integer picoseconds so that the path sums are exact (and the SMT
+//! encoding can use integers); they are shown in nanoseconds.
+
+use crate::absint::Analysis;
+use ppis_ir::{Function, Helper, Map, MapType, Op, Span, Terminator, Trigger};
+use ppis_manifest::profile::{CostProfile, MapHelperCost};
+use serde::{Deserialize, Serialize};
+
+pub type Picos = u64;
+
+pub fn picos(ns: f64) -> Picos {
+    if ns.is_finite() && ns > 0.0 {
+        (ns * 1000.0).round() as Picos
+    } else {
+        0
+    }
+}
+
+pub fn nanos(ps: Picos) -> f64 {
+    ps as f64 / 1000.0
+}
+
+/// What one instruction costs: its class's cost, plus a helper's when it calls one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpCost {
+    pub class: &'static str,
+    pub instruction: Picos,
+    pub helper: Option<(&'static str, Picos)>,
+}
+
+impl OpCost {
+    pub fn total(&self) -> Picos {
+        self.instruction + self.helper.map_or(0, |h| h.1)
+    }
+}
+
+pub fn trigger_cost(trigger: Trigger, profile: &CostProfile) -> Picos {
+    picos(match trigger {
+        Trigger::Tracepoint => profile.triggers.tracepoint,
+        Trigger::Uprobe => profile.triggers.uprobe,
+        Trigger::Uretprobe => profile.triggers.uretprobe,
+    })
+}
+
+pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) -> OpCost {
+    let i = &profile.instructions;
+    let h = &profile.helpers;
+    let by_map = |cost: &MapHelperCost, map: usize| match maps.get(map).map(|m| m.kind) {
+        Some(MapType::Hash) => cost.hash,
+        Some(MapType::Array) => cost.array,
+        Some(MapType::PerCpuHash) => cost.percpu_hash,
+        Some(MapType::PerCpuArray) => cost.percpu_array,
+        None => cost.max(),
+    };
+    let plain = |class: &'static str, ns: f64| OpCost { class, instruction: picos(ns), helper: None };
+    let call = |name: &'static str, ns: f64| OpCost {
+        class: "call",
+        instruction: picos(i.call),
+        helper: Some((name, picos(ns))),
+    };
+    match *op {
+        Op::Mov { .. } | Op::Alu { .. } | Op::Neg { .. } | Op::SetCond { .. } | Op::Extend { .. } => {
+            plain("alu", i.alu)
+        }
+        Op::LoadCtx { .. } => plain("load_ctx", i.load_ctx),
+        Op::LoadSlot { .. } => plain("load_stack", i.load_stack),
+        Op::StoreSlot { .. } => plain("store_stack", i.store_stack),
+        Op::ZeroSlot { slot } => {
+            // One 8-byte store per word of the slot.
+            let words = func.slots.get(slot.0 as usize).map_or(0, |s| s.div_ceil(8));
+            OpCost { class: "store_stack", instruction: picos(i.store_stack) * words as u64, helper: None }
+        }
+        Op::LoadPtr { .. } => plain("load_map_value", i.load_map_value),
+        Op::StorePtr { .. } => plain("store_map_value", i.store_map_value),
+        Op::MapLookup { map, .. } => call("map_lookup_elem", by_map(&h.map_lookup_elem, map)),
+        Op::MapUpdate { map, .. } => call("map_update_elem", by_map(&h.map_update_elem, map)),
+        Op::MapDelete { map, .. } => call("map_delete_elem", by_map(&h.map_delete_elem, map)),
+        Op::Call { helper, .. } => match helper {
+            Helper::GetCurrentPidTgid => call("get_current_pid_tgid", h.get_current_pid_tgid),
+            Helper::GetCurrentUidGid => call("get_current_uid_gid", h.get_current_uid_gid),
+            Helper::GetCurrentComm { .. } => call("get_current_comm", h.get_current_comm),
+            Helper::KtimeGetNs => call("ktime_get_ns", h.ktime_get_ns),
+            Helper::GetSmpProcessorId => call("get_smp_processor_id", h.get_smp_processor_id),
+        },
+    }
+}
+
+/// Jumps, branches and the exit all cost one branch.
+pub fn term_cost(_term: &Terminator, profile: &CostProfile) -> Picos {
+    picos(profile.instructions.branch)
+}
+
+/// The cost of a whole block (instructions and terminator).
+pub fn block_cost(func: &Function, block: ppis_ir::Block, maps: &[Map], profile: &CostProfile) -> Picos {
+    let bb = &func.cfg[block];
+    bb.insts.iter().map(|i| op_cost(&i.op, func, maps, profile).total()).sum::<Picos>() + term_cost(&bb.term, profile)
+}
+
+/// The CFG as the cost analysis sees it: reachable blocks with their costs, feasible edges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CostGraph {
+    pub entry: usize,
+    /// Per block: its cost, or `None` when unreachable.
+    pub block_costs: Vec<Option<Picos>>,
+    /// Feasible edges between reachable blocks.
+    pub edges: Vec<(usize, usize)>,
+    pub trigger: Picos,
+}
+
+impl CostGraph {
+    pub fn new(func: &Function, analysis: &Analysis, maps: &[Map], profile: &CostProfile) -> CostGraph {
+        let block_costs = func
+            .cfg
+            .node_indices()
+            .map(|b| analysis.reachable[b.index()].then(|| block_cost(func, b, maps, profile)))
+            .collect();
+        let mut edges = Vec::new();
+        for b in func.cfg.node_indices() {
+            if !analysis.reachable[b.index()] {
+                continue;
+            }
+            for (k, succ) in func.cfg[b].term.successors().into_iter().enumerate() {
+                if analysis.feasible[b.index()].get(k).copied().unwrap_or(false) {
+                    edges.push((b.index(), succ.index()));
+                }
+            }
+        }
+        CostGraph { entry: func.entry.index(), block_costs, edges, trigger: trigger_cost(func.probe.trigger, profile) }
+    }
+
+    /// The heaviest path from the entry (blocks in order) and its cost including the
+    /// trigger, by dynamic programming in reverse topological order. `None` on a cycle.
+    pub fn worst_path(&self) -> Option<(Vec<usize>, Picos)> {
+        let n = self.block_costs.len();
+        let mut succs = vec![Vec::new(); n];
+        let mut indegree = vec![0usize; n];
+        for &(a, b) in &self.edges {
+            succs[a].push(b);
+            indegree[b] += 1;
+        }
+        // Kahn's algorithm over reachable blocks; leftovers mean a cycle.
+        let mut topo = Vec::new();
+        let mut ready: Vec<usize> = (0..n).filter(|b| self.block_costs[*b].is_some() && indegree[*b] == 0).collect();
+        while let Some(b) = ready.pop() {
+            topo.push(b);
+            for &s in &succs[b] {
+                indegree[s] -= 1;
+                if indegree[s] == 0 {
+                    ready.push(s);
+                }
+            }
+        }
+        if topo.len() != self.block_costs.iter().filter(|c| c.is_some()).count() {
+            return None;
+        }
+        let mut best: Vec<(Picos, Option<usize>)> = vec![(0, None); n];
+        for &b in topo.iter().rev() {
+            let tail = succs[b].iter().map(|s| (best[*s].0, Some(*s))).max_by_key(|(c, _)| *c).unwrap_or((0, None));
+            best[b] = (self.block_costs[b].unwrap_or(0) + tail.0, tail.1);
+        }
+        self.block_costs.get(self.entry)?.as_ref()?;
+        let mut path = vec![self.entry];
+        while let Some(next) = best[*path.last()?].1 {
+            path.push(next);
+        }
+        Some((path, self.trigger + best[self.entry].0))
+    }
+}
+
+/// The worst-case cost split by where it goes, along the worst path.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostBreakdown {
+    pub trigger_ns: f64,
+    /// Instruction classes (including helper-call overhead), summed along the path.
+    pub instructions_ns: f64,
+    /// Per helper: calls on the path and their total cost.
+    pub helpers: Vec<HelperCost>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HelperCost {
+    pub helper: String,
+    pub calls: u32,
+    pub total_ns: f64,
+}
+
+/// One instruction on the worst path, for `--explain-cost`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PathStep {
+    pub block: usize,
+    /// The instruction in the IR's text form.
+    pub ir: String,
+    pub span: Span,
+    pub class: &'static str,
+    pub cost_ns: f64,
+    pub helper: Option<&'static str>,
+}
+
+/// The steps of a path and the breakdown of its cost.
+pub fn explain_path(
+    func: &Function,
+    path: &[usize],
+    maps: &[Map],
+    profile: &CostProfile,
+) -> (Vec<PathStep>, CostBreakdown) {
+    let texts = crate::irtext::instruction_texts(func, maps);
+    let mut steps = Vec::new();
+    let mut instructions: Picos = 0;
+    let mut helpers: Vec<(String, u32, Picos)> = Vec::new();
+    for &b in path {
+        let block = ppis_ir::Block::new(b);
+        let bb = &func.cfg[block];
+        for (k, inst) in bb.insts.iter().enumerate() {
+            let c = op_cost(&inst.op, func, maps, profile);
+            instructions += c.instruction;
+            if let Some((name, ps)) = c.helper {
+                match helpers.iter_mut().find(|h| h.0 == name) {
+                    Some(h) => {
+                        h.1 += 1;
+                        h.2 += ps;
+                    }
+                    None => helpers.push((name.to_string(), 1, ps)),
+                }
+            }
+            steps.push(PathStep {
+                block: b,
+                ir: texts.get(&(b, k)).cloned().unwrap_or_default(),
+                span: inst.span,
+                class: c.class,
+                cost_ns: nanos(c.total()),
+                helper: c.helper.map(|h| h.0),
+            });
+        }
+        let t = term_cost(&bb.term, profile);
+        instructions += t;
+        steps.push(PathStep {
+            block: b,
+            ir: texts.get(&(b, bb.insts.len())).cloned().unwrap_or_default(),
+            span: bb.term_span,
+            class: "branch",
+            cost_ns: nanos(t),
+            helper: None,
+        });
+    }
+    let breakdown = CostBreakdown {
+        trigger_ns: nanos(trigger_cost(func.probe.trigger, profile)),
+        instructions_ns: nanos(instructions),
+        helpers: helpers
+            .into_iter()
+            .map(|(helper, calls, ps)| HelperCost { helper, calls, total_ns: nanos(ps) })
+            .collect(),
+    };
+    (steps, breakdown)
+}
