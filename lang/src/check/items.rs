@@ -1,0 +1,257 @@
+//! Top-level items: the budget, consts and map declarations.
+
+use super::{closest, Checker, ConstInfo, ConstValue, MapInfo, Val, DEFAULT_BUDGET_PERCENT};
+use crate::ast::{self, MapKindAst, TypeExpr, TypeExprKind};
+use crate::diag::Diagnostic;
+use crate::hir::{ExprKind, MapKind};
+use crate::span::Span;
+use crate::types::Ty;
+use std::collections::HashMap;
+
+/// Longest `str[N]` a key or value may be (eBPF keeps keys and values on a 512-byte stack).
+pub const MAX_STR_LEN: u64 = 256;
+
+/// Most buckets an `lhist` may have (its value is one array of counters).
+pub const MAX_LHIST_BUCKETS: i128 = 1024;
+
+const MAP_KINDS: &[&str] = &["count", "sum", "min", "max", "avg", "hist", "lhist", "hash"];
+const TYPE_NAMES: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "str"];
+
+impl Checker<'_> {
+    /// The file's budget: the first `budget` item, within `(0, 0.5]`.
+    pub(super) fn check_budget(&mut self, file: &ast::File) -> f64 {
+        let mut first: Option<Span> = None;
+        let mut budget = DEFAULT_BUDGET_PERCENT;
+        for item in &file.items {
+            let ast::Item::Budget { percent, span } = item else { continue };
+            if let Some(first_span) = first {
+                self.report(
+                    Diagnostic::error("E0307", "budget declared twice", *span)
+                        .label("second budget")
+                        .with_secondary(first_span, "first declared here")
+                        .with_help("keep one `budget` line"),
+                );
+                continue;
+            }
+            first = Some(*span);
+            let value = percent.node;
+            if value > DEFAULT_BUDGET_PERCENT {
+                self.report(
+                    Diagnostic::error("E0308", "budget may only be lowered below the 0.5 % invariant", percent.span)
+                        .label(format!("{value}% is above 0.5%"))
+                        .with_help("use a budget in (0, 0.5], e.g. `budget 0.25%;`"),
+                );
+            } else if value <= 0.0 {
+                self.report(
+                    Diagnostic::error("E0308", "budget must be positive", percent.span)
+                        .label("no probe can run within a budget of 0%")
+                        .with_help("use a budget in (0, 0.5], e.g. `budget 0.25%;`"),
+                );
+            } else {
+                budget = value;
+            }
+        }
+        budget
+    }
+
+    /// Declares every map (so probes may use maps declared below them) and evaluates the
+    /// consts in file order.
+    pub(super) fn declare_globals(&mut self, file: &ast::File) {
+        let mut defined: HashMap<String, Span> = HashMap::new();
+        for item in &file.items {
+            let name = match item {
+                ast::Item::Map(map) => &map.name,
+                ast::Item::Const { name, .. } => name,
+                _ => continue,
+            };
+            if let Some(first) = defined.get(&name.node) {
+                self.report(
+                    Diagnostic::error("E0103", format!("`{}` is defined twice", name.node), name.span)
+                        .label("defined again here")
+                        .with_secondary(*first, "first defined here")
+                        .with_help("maps and consts share one namespace; rename one of them"),
+                );
+                continue;
+            }
+            defined.insert(name.node.clone(), name.span);
+            match item {
+                ast::Item::Map(map) => self.declare_map(map),
+                ast::Item::Const { name, .. } => {
+                    self.declared_consts.insert(name.node.clone(), name.span);
+                }
+                _ => {}
+            }
+        }
+        for item in &file.items {
+            if let ast::Item::Const { name, value, .. } = item {
+                if self.consts.contains_key(&name.node) || defined.get(&name.node) != Some(&name.span) {
+                    continue; // a duplicate, already reported
+                }
+                let value = self.const_value(value);
+                self.consts.insert(name.node.clone(), ConstInfo { value });
+            }
+        }
+    }
+
+    fn const_value(&mut self, expr: &ast::Expr) -> Option<ConstValue> {
+        self.probe = None;
+        match self.expr(expr) {
+            Val::IntLit { value, .. } => Some(ConstValue::Int(value)),
+            Val::StrLit { bytes, .. } => Some(ConstValue::Str(bytes)),
+            Val::Typed(typed) => match typed.kind {
+                ExprKind::Bool(value) => Some(ConstValue::Bool(value)),
+                _ => {
+                    self.report(
+                        Diagnostic::error("E0217", "const value is not a constant", expr.span)
+                            .label(format!("a run-time value of type `{}`", typed.ty))
+                            .with_help("a const is an integer, string or bool literal, or arithmetic on them"),
+                    );
+                    None
+                }
+            },
+            Val::Error => None,
+        }
+    }
+
+    fn declare_map(&mut self, decl: &ast::MapDecl) {
+        let kind = self.map_kind(&decl.kind);
+        let key: Option<Vec<Ty>> =
+            decl.key.iter().map(|ty| self.resolve_type(ty)).collect::<Vec<_>>().into_iter().collect();
+        let value = decl.value.as_ref().and_then(|ty| self.resolve_type(ty));
+        let name = &decl.name.node;
+        let is_hash = kind == Some(MapKind::Hash);
+        if is_hash && decl.value.is_none() {
+            self.report(
+                Diagnostic::error("E0214", format!("hash map `{name}` needs a value type"), decl.kind.span)
+                    .label("no `-> TYPE`")
+                    .with_help(format!("declare the value type, e.g. `map {name}: hash[u32] -> u64 max 1024;`")),
+            );
+        }
+        if is_hash && decl.key.is_empty() {
+            self.report(
+                Diagnostic::error("E0214", format!("hash map `{name}` needs a key type"), decl.kind.span)
+                    .label("no `[KEY]`")
+                    .with_help(format!("declare the key type, e.g. `map {name}: hash[u32] -> u64 max 1024;`")),
+            );
+        }
+        if let (Some(kind), Some(value_ty)) = (kind, &decl.value) {
+            if kind != MapKind::Hash {
+                self.report(
+                    Diagnostic::error("E0214", "only hash maps have a value type", value_ty.span)
+                        .label("aggregations infer their value type")
+                        .with_help("remove `-> TYPE`"),
+                );
+            }
+        }
+        match (&decl.max, decl.key.is_empty()) {
+            (None, false) => self.report(
+                Diagnostic::error("E0212", format!("keyed map `{name}` needs a size"), decl.span)
+                    .label("no `max N`")
+                    .with_help("add `max 1024` (the most distinct keys it holds) before the `;`"),
+            ),
+            (Some(max), false) if max.node == 0 => self.report(
+                Diagnostic::error("E0212", format!("map `{name}` cannot hold 0 entries"), max.span)
+                    .label("`max` must be at least 1")
+                    .with_help("use e.g. `max 1024`"),
+            ),
+            (Some(max), true) => self.report(
+                Diagnostic::error("E0213", format!("unkeyed map `{name}` holds one value"), max.span)
+                    .label("`max` only applies to keyed maps")
+                    .with_help("remove `max N`, or add a key like `[u32]`"),
+            ),
+            _ => {}
+        }
+        let id = self.maps.len();
+        self.maps.push(MapInfo {
+            name: name.clone(),
+            span: decl.name.span,
+            kind,
+            key,
+            value: if is_hash { value } else { None },
+            max_entries: decl.max.as_ref().map(|max| max.node),
+            records_signed: false,
+        });
+        self.map_ids.insert(name.clone(), id);
+    }
+
+    fn map_kind(&mut self, kind: &crate::span::Spanned<MapKindAst>) -> Option<MapKind> {
+        Some(match &kind.node {
+            MapKindAst::Count => MapKind::Count,
+            MapKindAst::Sum => MapKind::Sum,
+            MapKindAst::Min => MapKind::Min,
+            MapKindAst::Max => MapKind::Max,
+            MapKindAst::Avg => MapKind::Avg,
+            MapKindAst::Hist => MapKind::Hist,
+            MapKindAst::Hash => MapKind::Hash,
+            MapKindAst::Lhist { lo, hi, step } => {
+                let (lo, hi, step) = (*lo, *hi, *step);
+                let problem = if lo >= hi {
+                    Some(format!("`lo` ({lo}) must be below `hi` ({hi})"))
+                } else if step <= 0 {
+                    Some(format!("`step` ({step}) must be positive"))
+                } else if (hi as i128 - lo as i128 + step as i128 - 1) / step as i128 + 2 > MAX_LHIST_BUCKETS {
+                    Some(format!("more than {MAX_LHIST_BUCKETS} buckets"))
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    self.report(
+                        Diagnostic::error("E0215", "invalid `lhist` bounds", kind.span).label(problem).with_help(
+                            "write `lhist(lo, hi, step)` with lo < hi, step > 0, e.g. `lhist(0, 1000, 100)`",
+                        ),
+                    );
+                    return None;
+                }
+                MapKind::Lhist { lo, hi, step }
+            }
+            MapKindAst::Unknown(name) => {
+                let help = match closest(name, MAP_KINDS.iter().copied()) {
+                    Some(kind) => format!("did you mean `{kind}`?"),
+                    None => {
+                        "the map kinds are count, sum, min, max, avg, hist, lhist(lo, hi, step) and hash".to_string()
+                    }
+                };
+                self.report(
+                    Diagnostic::error("E0104", format!("unknown map kind `{name}`"), kind.span)
+                        .label("not a map kind")
+                        .with_help(help),
+                );
+                return None;
+            }
+        })
+    }
+
+    /// A key, value or cast type; `None` (reported) if it is not one.
+    pub(super) fn resolve_type(&mut self, ty: &TypeExpr) -> Option<Ty> {
+        match &ty.kind {
+            TypeExprKind::Named(name) => {
+                if let Some(resolved) = Ty::from_name(name) {
+                    return Some(resolved);
+                }
+                let help = if name == "str" {
+                    "strings need a length: `str[16]`".to_string()
+                } else {
+                    match closest(name, TYPE_NAMES.iter().copied()) {
+                        Some(known) => format!("did you mean `{known}`?"),
+                        None => "the types are u8, u16, u32, u64, i8, i16, i32, i64, bool and str[N]".to_string(),
+                    }
+                };
+                self.report(
+                    Diagnostic::error("E0105", format!("unknown type `{name}`"), ty.span)
+                        .label("not a type")
+                        .with_help(help),
+                );
+                None
+            }
+            TypeExprKind::Str(len) if (1..=MAX_STR_LEN).contains(len) => Some(Ty::Str { len: *len as u32 }),
+            TypeExprKind::Str(len) => {
+                self.report(
+                    Diagnostic::error("E0216", format!("invalid string length {len}"), ty.span)
+                        .label(format!("must be 1 to {MAX_STR_LEN}"))
+                        .with_help("e.g. `str[16]` for a command name"),
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Test helpers shared by the integration tests: a table-driven fake host.
+
+use ppis_lang::targets::{TargetError, Targets, TracepointField};
+
+/// A host with a fixed table of tracepoints (real layouts from tracefs) and binaries.
+///
+/// Tracepoints in category `block` answer "unavailable" (as if tracefs were not mounted);
+/// binaries under `/remote/` too.
+pub struct FakeTargets;
+
+fn field(name: &str, offset: u32, size: u32, signed: bool, c_decl: &str) -> TracepointField {
+    TracepointField {
+        name: name.into(),
+        offset,
+        size,
+        signed,
+        array_len: None,
+        is_char_array: false,
+        c_decl: c_decl.into(),
+    }
+}
+
+fn array(name: &str, offset: u32, size: u32, len: u32, is_char_array: bool, c_decl: &str) -> TracepointField {
+    TracepointField {
+        name: name.into(),
+        offset,
+        size,
+        signed: false,
+        array_len: Some(len),
+        is_char_array,
+        c_decl: c_decl.into(),
+    }
+}
+
+fn common() -> Vec<TracepointField> {
+    vec![
+        field("common_type", 0, 2, false, "unsigned short common_type"),
+        field("common_flags", 2, 1, false, "unsigned char common_flags"),
+        field("common_preempt_count", 3, 1, false, "unsigned char common_preempt_count"),
+        field("common_pid", 4, 4, true, "int common_pid"),
+    ]
+}
+
+const TRACEPOINTS: &[&str] = &[
+    "raw_syscalls:sys_enter",
+    "raw_syscalls:sys_exit",
+    "syscalls:sys_enter_openat",
+    "sched:sched_process_exec",
+    "sched:sched_switch",
+    "test:odd",
+];
+
+const BINARIES: &[(&str, &[&str])] =
+    &[("/usr/bin/app", &["handle_request", "main"]), ("/opt/my app/server", &["handle_request"])];
+
+fn closest(name: &str, candidates: impl Iterator<Item = String>) -> Vec<String> {
+    let mut scored: Vec<(usize, String)> =
+        candidates.map(|c| (strsim_distance(name, &c), c)).filter(|(d, _)| *d <= 3).collect();
+    scored.sort();
+    scored.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Levenshtein distance (a test-local copy, so the tests do not lean on the crate's own).
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+impl Targets for FakeTargets {
+    fn tracepoint_fields(&self, category: &str, name: &str) -> Result<Vec<TracepointField>, TargetError> {
+        let mut fields = common();
+        match (category, name) {
+            ("raw_syscalls", "sys_enter") => fields
+                .extend([field("id", 8, 8, true, "long id"), array("args", 16, 8, 6, false, "unsigned long args[6]")]),
+            ("raw_syscalls", "sys_exit") => {
+                fields.extend([field("id", 8, 8, true, "long id"), field("ret", 16, 8, true, "long ret")])
+            }
+            ("syscalls", "sys_enter_openat") => fields.extend([
+                field("__syscall_nr", 8, 4, true, "int __syscall_nr"),
+                field("dfd", 16, 8, true, "int dfd"),
+                field("filename", 24, 8, false, "const char * filename"),
+                field("flags", 32, 8, false, "int flags"),
+                field("mode", 40, 8, false, "umode_t mode"),
+            ]),
+            ("sched", "sched_process_exec") => fields.extend([
+                field("filename", 8, 4, false, "__data_loc char[] filename"),
+                field("pid", 12, 4, true, "pid_t pid"),
+                field("old_pid", 16, 4, true, "pid_t old_pid"),
+            ]),
+            ("sched", "sched_switch") => fields.extend([
+                array("prev_comm", 8, 1, 16, true, "char prev_comm[16]"),
+                field("prev_pid", 24, 4, true, "pid_t prev_pid"),
+                field("prev_prio", 28, 4, true, "int prev_prio"),
+                field("prev_state", 32, 8, true, "long prev_state"),
+                array("next_comm", 40, 1, 16, true, "char next_comm[16]"),
+                field("next_pid", 56, 4, true, "pid_t next_pid"),
+                field("next_prio", 60, 4, true, "int next_prio"),
+            ]),
+            ("test", "odd") => fields.extend([
+                field("weird", 8, 3, false, "u8 weird[3] packed"),
+                array("empty", 11, 1, 0, true, "char empty[0]"),
+            ]),
+            ("block", _) => {
+                return Err(TargetError {
+                    message: "tracefs is not mounted at /sys/kernel/tracing".into(),
+                    suggestions: vec![],
+                    unavailable: true,
+                })
+            }
+            _ => {
+                let wanted = format!("{category}:{name}");
+                return Err(TargetError {
+                    message: format!("no tracepoint `{wanted}` in /sys/kernel/tracing/events"),
+                    suggestions: closest(&wanted, TRACEPOINTS.iter().map(|t| t.to_string())),
+                    unavailable: false,
+                });
+            }
+        }
+        Ok(fields)
+    }
+
+    fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError> {
+        if path.starts_with("/remote/") {
+            return Err(TargetError { message: format!("cannot read {path}"), suggestions: vec![], unavailable: true });
+        }
+        let Some((_, symbols)) = BINARIES.iter().find(|(binary, _)| *binary == path) else {
+            return Err(TargetError {
+                message: format!("{path}: no such file"),
+                suggestions: closest(path, BINARIES.iter().map(|(b, _)| b.to_string())),
+                unavailable: false,
+            });
+        };
+        if symbols.contains(&symbol) {
+            return Ok(());
+        }
+        Err(TargetError {
+            message: format!("{path} has no symbol `{symbol}`"),
+            suggestions: closest(symbol, symbols.iter().map(|s| s.to_string())),
+            unavailable: false,
+        })
+    }
+}
