@@ -6,7 +6,30 @@ use crate::elf::{self, ObjectProgram};
 use crate::lower::{self, LowerOptions, Lowered};
 use ppis_lang::targets::Targets;
 use ppis_lang::{hir, Diagnostic};
-use ppis_verifier::Verdict;
+use ppis_manifest::profile::CostProfile;
+use ppis_verifier::{Verdict, VerifyOptions};
+
+/// What the pipeline needs besides the source.
+pub struct CompileOptions {
+    pub lower: LowerOptions,
+    /// Costs of the host the probes will run on.
+    pub profile: CostProfile,
+    /// CPUs of that host (overhead is a share of all of them).
+    pub cpus: u32,
+}
+
+impl CompileOptions {
+    /// The shipped default profile and this machine's CPU count.
+    pub fn for_this_host(lower: LowerOptions) -> CompileOptions {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        CompileOptions { lower, profile: default_profile(), cpus }
+    }
+}
+
+/// The cost profile shipped with ppisc (`profiles/default.json`).
+pub fn default_profile() -> CostProfile {
+    CostProfile::from_json(include_str!("../../profiles/default.json")).expect("shipped profile is valid")
+}
 
 /// Everything known about a program that passed every stage.
 pub struct Compiled {
@@ -18,13 +41,14 @@ pub struct Compiled {
 
 /// Runs every stage up to code generation. Returns the compiled program when no stage
 /// reported an error, and all diagnostics (warnings included) in source order.
-pub fn compile(source: &str, targets: &dyn Targets, opts: &LowerOptions) -> (Option<Compiled>, Vec<Diagnostic>) {
+pub fn compile(source: &str, targets: &dyn Targets, opts: &CompileOptions) -> (Option<Compiled>, Vec<Diagnostic>) {
     let (program, mut diags) = ppis_lang::check_source(source, targets, &ppis_lang::CheckOptions::default());
     let Some(program) = program else {
         return (None, sorted(diags));
     };
-    let lowered = lower::lower(&program, source, opts);
-    let verdict = ppis_verifier::verify(&lowered.module);
+    let lowered = lower::lower(&program, source, &opts.lower);
+    let verify_opts = VerifyOptions { profile: &opts.profile, budget_percent: program.budget_percent, cpus: opts.cpus };
+    let verdict = ppis_verifier::verify(&lowered.module, &verify_opts);
     diags.extend(verdict.diagnostics.iter().cloned());
     if verdict.has_errors() {
         return (None, sorted(diags));

@@ -4,6 +4,7 @@
 //! reads host facts (tracefs formats, ELF symbols) through `targets`.
 
 pub mod codegen;
+pub mod coq;
 pub mod disasm;
 pub mod driver;
 pub mod elf;

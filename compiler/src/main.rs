@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use ppis_compiler::driver::{self, Compiled};
+use ppis_compiler::driver::{self, CompileOptions, Compiled};
 use ppis_compiler::lower::LowerOptions;
 use ppis_compiler::targets::HostTargets;
 use ppis_lang::Diagnostic;
@@ -120,7 +120,7 @@ fn print_diagnostics(diags: &[Diagnostic], path: &Path, source: &str, color: boo
 /// Compiles a file, printing diagnostics; `None` when it has errors.
 fn compile_file(path: &Path, opts: &LowerOptions, color: bool) -> Result<Option<(String, Compiled)>> {
     let source = read_source(path)?;
-    let (compiled, diags) = driver::compile(&source, &HostTargets, opts);
+    let (compiled, diags) = driver::compile(&source, &HostTargets, &CompileOptions::for_this_host(opts.clone()));
     print_diagnostics(&diags, path, &source, color);
     Ok(compiled.map(|c| (source, c)))
 }
@@ -130,7 +130,7 @@ fn check(files: &[PathBuf], format: Format, color: bool) -> Result<ExitCode> {
     let mut json = Vec::new();
     for path in files {
         let source = read_source(path)?;
-        let (_, diags) = driver::compile(&source, &HostTargets, &LowerOptions::default());
+        let (_, diags) = driver::compile(&source, &HostTargets, &CompileOptions::for_this_host(LowerOptions::default()));
         findings |= diags.iter().any(|d| d.is_error());
         match format {
             Format::Text => print_diagnostics(&diags, path, &source, color),
