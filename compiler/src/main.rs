@@ -192,6 +192,10 @@ fn run(path: &Path, duration: Option<Duration>, format: Format, command: Option<
         return Ok(ExitCode::from(1));
     };
     let manifest = &compiled.lowered.manifest;
+    if let Err(e) = ppis_runtime::preflight(manifest) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let object = driver::object(&compiled);
     let snapshot = match ppis_runtime::run(&object, manifest, ppis_runtime::RunOptions { duration, child }) {
         Ok(s) => s,

@@ -105,7 +105,9 @@ mod tests {
             Ok(_) => {
                 let fields = HostTargets.tracepoint_fields("raw_syscalls", "sys_enter");
                 match fields {
-                    Ok(fields) => assert!(fields.iter().any(|field| field.name == "args" && field.array_len == Some(6))),
+                    Ok(fields) => {
+                        assert!(fields.iter().any(|field| field.name == "args" && field.array_len == Some(6)))
+                    }
                     // Format files are root-only on some systems.
                     Err(error) => assert!(error.unavailable, "{}", error.message),
                 }

@@ -220,10 +220,11 @@ fn parse_declaration(c_decl: &str) -> Option<Declaration> {
     let trimmed = before_bracket.trim_end();
     let name_start = trimmed.rfind(|c: char| !is_identifier_char(c)).map(|i| i + 1).unwrap_or(0);
     let name = &trimmed[name_start..];
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+    let element_type = trimmed[..name_start].trim().to_string();
+    // A declaration always has a type before the name.
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || element_type.is_empty() {
         return None;
     }
-    let element_type = trimmed[..name_start].trim().to_string();
     Some(Declaration { name: name.to_string(), element_type, array_len, is_data_loc })
 }
 
@@ -326,7 +327,9 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(parse_format("hello").is_err());
-        assert!(parse_format("format:\n\tfield:int x;\toffset:zz;\tsize:4;\tsigned:1;\n").unwrap_err().contains("offset"));
+        assert!(parse_format("format:\n\tfield:int x;\toffset:zz;\tsize:4;\tsigned:1;\n")
+            .unwrap_err()
+            .contains("offset"));
         assert!(parse_format("format:\n\tfield:int x;\tsize:4;\n").is_err());
         assert!(parse_format("format:\n\tfield:int [3];\toffset:0;\tsize:4;\tsigned:1;\n").is_err());
     }
@@ -381,7 +384,7 @@ mod tests {
     fn suggestions_rank_by_similarity_and_drop_noise() {
         let candidates: Vec<String> =
             ["foo_bar", "fo", "zzz", "food", "main"].iter().map(|name| name.to_string()).collect();
-        assert_eq!(closest_names("foo", &candidates), ["fo", "food", "foo_bar"]);
+        assert_eq!(closest_names("foo", &candidates), ["food", "fo", "foo_bar"]);
         assert!(closest_names("qqqqqq", &candidates).is_empty());
     }
 

@@ -119,9 +119,13 @@ pub(crate) fn read_to_eof(fd: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<u
 
 /// The byte a released child reads from its gate pipe before it executes the command.
 pub(crate) const RELEASE_BYTE: u8 = b'g';
+/// The byte that tells a paused child to exit without executing anything.
+pub(crate) const ABORT_BYTE: u8 = b'x';
+/// Highest descriptor number a paused child looks at when closing inherited descriptors.
+const MAX_SCANNED_FD: libc::c_int = 1 << 16;
 
 /// Forks a child that waits on `gate` for [`RELEASE_BYTE`] and then executes `program`
-/// with `argv`. If the gate closes without that byte the child exits with status 127
+/// with `argv`. On any other byte, or if the gate closes, the child exits with status 127
 /// without executing anything. If exec fails the child writes its errno to `exec_error`.
 ///
 /// Everything the child needs is prepared before the fork: after fork in a threaded process
@@ -135,6 +139,13 @@ pub(crate) fn fork_gated_exec(
     let mut argv_pointers: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
     argv_pointers.push(std::ptr::null());
     let (gate_fd, error_fd) = (gate.as_raw_fd(), exec_error.as_raw_fd());
+    let mut open_files_limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `open_files_limit` is a valid out-pointer.
+    let fd_scan_end = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut open_files_limit) } == 0 {
+        open_files_limit.rlim_cur.min(MAX_SCANNED_FD as libc::rlim_t) as libc::c_int
+    } else {
+        MAX_SCANNED_FD
+    };
     // SAFETY: plain fork; the child branch below only makes async-signal-safe calls.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -143,9 +154,20 @@ pub(crate) fn fork_gated_exec(
     if pid > 0 {
         return Ok(pid);
     }
-    // Child. SAFETY (whole block): raw read/write/execv/_exit on descriptors and C strings that
-    // stay valid because the child never returns from this function.
+    // Child. SAFETY (whole block): raw fcntl/close/read/write/execv/_exit on descriptors and C
+    // strings that stay valid because the child never returns from this function.
     unsafe {
+        // Close now what exec would close anyway: other threads' close-on-exec descriptors,
+        // such as another paused child's pipe ends, must not stay open while this child waits,
+        // or that child's parent never sees the EOF it waits for.
+        for fd in 3..fd_scan_end {
+            if fd != gate_fd && fd != error_fd {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                    libc::close(fd);
+                }
+            }
+        }
         let mut byte = 0u8;
         loop {
             let result = libc::read(gate_fd, (&mut byte as *mut u8).cast(), 1);
