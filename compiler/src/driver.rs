@@ -86,3 +86,93 @@ fn sorted(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diags.sort_by_key(|d| (d.primary.span.start, d.severity, d.code));
     diags
 }
+
+/// The certificate of a compiled program (JSON, `docs/certificate.md`): every obligation's
+/// verdict, the cost profile's hash, and hashes of the source, the IR and `object`.
+pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8]) -> String {
+    let inputs = ppis_verifier::CertificateInputs { source: source.as_bytes(), bytecode: object };
+    ppis_verifier::certificate(&compiled.lowered.module, &compiled.verdict, &inputs).to_json()
+}
+
+/// One Coq proof file per probe (`docs/proofs.md`): the probe's IR as a Coq term with the
+/// profile's costs in picoseconds, and theorems that it terminates, stays in bounds and costs
+/// at most the structural worst path over all paths (which is at least the verifier's bound
+/// over feasible paths, so the two never contradict).
+pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<(String, String)> {
+    let cost = |item: crate::coq::CostItem| coq_item_cost(item, profile);
+    let maps = &compiled.lowered.module.maps;
+    compiled
+        .lowered
+        .module
+        .functions
+        .iter()
+        .map(|func| {
+            let bound = crate::coq::structural_wcet(func, maps, &cost);
+            (crate::coq::proof_file_name(func), crate::coq::export_function(func, maps, &cost, bound))
+        })
+        .collect()
+}
+
+/// The profile's cost of one Coq cost item, in picoseconds, priced as the verifier prices the
+/// corresponding instruction (`ppis_verifier::cost`), except that zeroing a slot is charged
+/// as the largest possible slot (the Coq table has one price per item, not per slot size).
+fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
+    use crate::coq::{CostItem, HelperKind};
+    use ppis_ir::MapType;
+    let ps = ppis_verifier::cost::picos;
+    let i = &profile.instructions;
+    let h = &profile.helpers;
+    let by_map = |c: &ppis_manifest::profile::MapHelperCost, t: MapType| match t {
+        MapType::Hash => c.hash,
+        MapType::Array => c.array,
+        MapType::PerCpuHash => c.percpu_hash,
+        MapType::PerCpuArray => c.percpu_array,
+    };
+    match item {
+        CostItem::Mov | CostItem::Alu(_) | CostItem::Neg | CostItem::SetCond | CostItem::Extend => ps(i.alu),
+        CostItem::LoadCtx => ps(i.load_ctx),
+        CostItem::LoadSlot => ps(i.load_stack),
+        CostItem::StoreSlot => ps(i.store_stack),
+        CostItem::ZeroSlot => ps(i.store_stack) * (ppis_verifier::MAX_STACK_BYTES as u64 / 8),
+        CostItem::LoadPtr => ps(i.load_map_value),
+        CostItem::StorePtr => ps(i.store_map_value),
+        CostItem::Jump | CostItem::Branch | CostItem::BranchNull | CostItem::Return => ps(i.branch),
+        CostItem::Helper(k) => {
+            ps(i.call)
+                + ps(match k {
+                    HelperKind::GetCurrentPidTgid => h.get_current_pid_tgid,
+                    HelperKind::GetCurrentUidGid => h.get_current_uid_gid,
+                    HelperKind::GetCurrentComm => h.get_current_comm,
+                    HelperKind::KtimeGetNs => h.ktime_get_ns,
+                    HelperKind::GetSmpProcessorId => h.get_smp_processor_id,
+                })
+        }
+        CostItem::MapLookup(t) => ps(i.call) + ps(by_map(&h.map_lookup_elem, t)),
+        CostItem::MapUpdate(t) => ps(i.call) + ps(by_map(&h.map_update_elem, t)),
+        CostItem::MapDelete(t) => ps(i.call) + ps(by_map(&h.map_delete_elem, t)),
+    }
+}
+
+/// A signed bundle: object, certificate, manifest and Coq proofs (`docs/bundle.md`).
+pub fn bundle(
+    compiled: &Compiled,
+    name: &str,
+    source: &str,
+    profile: &CostProfile,
+    key: &ppis_bundle::SigningKey,
+) -> Result<Vec<u8>, ppis_bundle::BundleError> {
+    let object = object(compiled);
+    let certificate = certificate_json(compiled, source, &object).into_bytes();
+    let extra = coq_proofs(compiled, profile).into_iter().map(|(file, text)| (format!("proofs/{file}"), text.into_bytes())).collect();
+    let contents = ppis_bundle::BundleContents {
+        name: name.to_string(),
+        compiler_version: format!("ppisc {}", env!("CARGO_PKG_VERSION")),
+        cost_profile_hash: profile.hash(),
+        source_hash: ppis_bundle::sha256_hex(source.as_bytes()),
+        manifest: compiled.lowered.manifest.clone(),
+        object,
+        certificate,
+        extra,
+    };
+    ppis_bundle::write_bundle(&contents, key)
+}

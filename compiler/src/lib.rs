@@ -3,6 +3,7 @@
 //! Boundary: never loads anything into the kernel (that is `ppis-runtime`'s job); it only
 //! reads host facts (tracefs formats, ELF symbols) through `targets`.
 
+pub mod calibrate;
 pub mod codegen;
 pub mod coq;
 pub mod disasm;

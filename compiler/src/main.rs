@@ -6,6 +6,7 @@ use ppis_compiler::driver::{self, CompileOptions, Compiled};
 use ppis_compiler::lower::LowerOptions;
 use ppis_compiler::targets::HostTargets;
 use ppis_lang::Diagnostic;
+use ppis_manifest::profile::CostProfile;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +20,9 @@ struct Cli {
     /// Colour diagnostics: auto (on a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Host cost profile (JSON, from `ppisc calibrate`); default: the profile shipped with ppisc.
+    #[arg(long, global = true)]
+    profile: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -29,17 +33,55 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Show each probe's worst path with per-instruction costs and the cost breakdown.
+        #[arg(long)]
+        explain_cost: bool,
     },
     /// Print the IR of every probe in FILE.
     Ir { file: PathBuf },
-    /// Compile FILE to an eBPF ELF object.
+    /// Compile FILE to an eBPF ELF object, or with --key to a signed bundle (NAME.ppb).
     Build {
         file: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
+        /// Sign a bundle with this secret key (from `ppisc keygen`); the output is then a bundle.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Also write the proof certificate (JSON) here.
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+        /// Also write one Coq proof file per probe into this directory.
+        #[arg(long)]
+        emit_coq: Option<PathBuf>,
+    },
+    /// Generate an ed25519 signing key: KEY (secret) and KEY.pub.
+    Keygen {
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Show a bundle's manifest, entries, certificate verdicts and signer.
+    Inspect { bundle: PathBuf },
+    /// Check a bundle's signature against trusted public keys and its entry hashes, offline.
+    Verify {
+        bundle: PathBuf,
+        /// A trusted public key file (several may be given; a file may hold several keys).
+        #[arg(long = "trust", required = true)]
+        trust: Vec<PathBuf>,
     },
     /// Disassemble an object written by `ppisc build`.
     Disasm { object: PathBuf },
+    /// Measure this host's probe costs (triggers, instructions, helpers) and write a cost profile.
+    Calibrate {
+        /// Write the profile here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Events per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Repetitions of each measurement (the profile keeps a high percentile).
+        #[arg(long, default_value_t = 5)]
+        trials: u32,
+    },
     /// Load and attach the probes in FILE, then print every map when it ends (like bpftrace).
     Run {
         file: PathBuf,
@@ -89,12 +131,29 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal(),
     };
+    let profile = match &cli.profile {
+        Some(path) => match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| CostProfile::from_json(&t)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: cost profile {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => driver::default_profile(),
+    };
+    let ctx = Ctx { color, profile };
     let result = match cli.command {
-        Command::Check { files, format } => check(&files, format, color),
+        Command::Check { files, format, explain_cost } => check(&ctx, &files, format, explain_cost),
         Command::Ir { file } => ir(&file, color),
-        Command::Build { file, output } => build(&file, &output, color),
+        Command::Build { file, output, key, certificate, emit_coq } => {
+            build(&ctx, &file, &output, key.as_deref(), certificate.as_deref(), emit_coq.as_deref())
+        }
+        Command::Keygen { output } => keygen(&output),
+        Command::Inspect { bundle } => inspect(&bundle),
+        Command::Verify { bundle, trust } => verify(&bundle, &trust),
         Command::Disasm { object } => disasm(&object),
-        Command::Run { file, duration, format, command } => run(&file, duration, format, command, color),
+        Command::Run { file, duration, format, command } => run(&ctx, &file, duration, format, command),
+        Command::Calibrate { output, events, trials } => calibrate(output.as_deref(), events, trials),
     };
     match result {
         Ok(code) => code,
@@ -117,23 +176,39 @@ fn print_diagnostics(diags: &[Diagnostic], path: &Path, source: &str, color: boo
     }
 }
 
+/// What every command shares: output colour and the host cost profile.
+struct Ctx {
+    color: bool,
+    profile: CostProfile,
+}
+
+impl Ctx {
+    fn options(&self, lower: LowerOptions) -> CompileOptions {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        CompileOptions { lower, profile: self.profile.clone(), cpus }
+    }
+}
+
 /// Compiles a file, printing diagnostics; `None` when it has errors.
-fn compile_file(path: &Path, opts: &LowerOptions, color: bool) -> Result<Option<(String, Compiled)>> {
+fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(String, Compiled)>> {
     let source = read_source(path)?;
-    let (compiled, diags) = driver::compile(&source, &HostTargets, &CompileOptions::for_this_host(opts.clone()));
-    print_diagnostics(&diags, path, &source, color);
+    let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(opts));
+    print_diagnostics(&diags, path, &source, ctx.color);
     Ok(compiled.map(|c| (source, c)))
 }
 
-fn check(files: &[PathBuf], format: Format, color: bool) -> Result<ExitCode> {
+fn check(ctx: &Ctx, files: &[PathBuf], format: Format, explain_cost: bool) -> Result<ExitCode> {
     let mut findings = false;
     let mut json = Vec::new();
     for path in files {
         let source = read_source(path)?;
-        let (_, diags) = driver::compile(&source, &HostTargets, &CompileOptions::for_this_host(LowerOptions::default()));
+        let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(LowerOptions::default()));
         findings |= diags.iter().any(|d| d.is_error());
+        if let (true, Some(compiled)) = (explain_cost, &compiled) {
+            print!("{}", explain(compiled, path, &source));
+        }
         match format {
-            Format::Text => print_diagnostics(&diags, path, &source, color),
+            Format::Text => print_diagnostics(&diags, path, &source, ctx.color),
             Format::Json => {
                 let rendered = ppis_lang::render::json(&diags, &path.display().to_string(), &source);
                 let value: serde_json::Value = serde_json::from_str(&rendered).context("diagnostics as JSON")?;
@@ -157,12 +232,105 @@ fn ir(path: &Path, color: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(path: &Path, output: &Path, color: bool) -> Result<ExitCode> {
-    let Some((_, compiled)) = compile_file(path, &LowerOptions::default(), color)? else {
+/// `--explain-cost`: each probe's worst path, with source lines for the IR spans.
+fn explain(compiled: &Compiled, path: &Path, source: &str) -> String {
+    let locate = |span: ppis_ir::Span| {
+        let line = ppis_lang::render::line_of(source, span.start as usize);
+        let text = source.lines().nth(line as usize - 1).unwrap_or("").trim();
+        format!("{}:{line}: {text}", path.display())
+    };
+    compiled.verdict.functions.iter().map(|f| ppis_verifier::explain_cost(f, compiled.verdict.cpus, &locate)).collect()
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn build(
+    ctx: &Ctx,
+    path: &Path,
+    output: &Path,
+    key: Option<&Path>,
+    certificate: Option<&Path>,
+    emit_coq: Option<&Path>,
+) -> Result<ExitCode> {
+    let Some((source, compiled)) = compile_file(ctx, path, LowerOptions::default())? else {
         return Ok(ExitCode::from(1));
     };
-    std::fs::write(output, driver::object(&compiled)).with_context(|| format!("cannot write {}", output.display()))?;
+    let object = driver::object(&compiled);
+    match key {
+        Some(key_path) => {
+            let text = std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+            let key = ppis_bundle::SigningKey::from_key_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+            let name = output.file_stem().and_then(|s| s.to_str()).unwrap_or("bundle");
+            let bundle = driver::bundle(&compiled, name, &source, &ctx.profile, &key)?;
+            write(output, bundle)?;
+        }
+        None => write(output, &object)?,
+    }
+    if let Some(cert_path) = certificate {
+        write(cert_path, driver::certificate_json(&compiled, &source, &object))?;
+    }
+    if let Some(dir) = emit_coq {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (file, text) in driver::coq_proofs(&compiled, &ctx.profile) {
+            write(&dir.join(file), text)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(output: &Path) -> Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::Write;
+    let (secret, public) = ppis_bundle::keygen().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(output)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", output.display()))?;
+    file.write_all(&secret)?;
+    let mut public_path = output.as_os_str().to_owned();
+    public_path.push(".pub");
+    write(Path::new(&public_path), public)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &Path) -> Result<ExitCode> {
+    let bytes = ppis_bundle::load_bundle_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match ppis_bundle::inspect(&bytes) {
+        Ok(inspection) => {
+            print!("{inspection}");
+            Ok(if inspection.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn verify(path: &Path, trust_files: &[PathBuf]) -> Result<ExitCode> {
+    let mut trust = ppis_bundle::TrustList::new();
+    for file in trust_files {
+        let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let keys = ppis_bundle::TrustList::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for key in keys.keys() {
+            trust.add(*key);
+        }
+    }
+    let bytes = ppis_bundle::load_bundle_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match ppis_bundle::read_bundle(&bytes, &trust) {
+        Ok(bundle) => {
+            println!("{}: ok, signed by {}", path.display(), bundle.signer.id());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: refused: {e}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn disasm(path: &Path) -> Result<ExitCode> {
@@ -176,7 +344,7 @@ fn disasm(path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn run(path: &Path, duration: Option<Duration>, format: Format, command: Option<String>, color: bool) -> Result<ExitCode> {
+fn run(ctx: &Ctx, path: &Path, duration: Option<Duration>, format: Format, command: Option<String>) -> Result<ExitCode> {
     let child = match &command {
         Some(cmd) => {
             let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
@@ -188,7 +356,7 @@ fn run(path: &Path, duration: Option<Duration>, format: Format, command: Option<
         None => None,
     };
     let opts = LowerOptions { cpid: child.as_ref().map(|c| c.pid()) };
-    let Some((_, compiled)) = compile_file(path, &opts, color)? else {
+    let Some((_, compiled)) = compile_file(ctx, path, opts)? else {
         return Ok(ExitCode::from(1));
     };
     let manifest = &compiled.lowered.manifest;
@@ -207,6 +375,16 @@ fn run(path: &Path, duration: Option<Duration>, format: Format, command: Option<
     match format {
         Format::Text => print!("{}", ppis_runtime::render_text(&snapshot, manifest)),
         Format::Json => println!("{}", ppis_runtime::render_json(&snapshot, manifest)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(output: Option<&Path>, events: u64, trials: u32) -> Result<ExitCode> {
+    let profile = ppis_compiler::calibrate::calibrate(&ppis_compiler::calibrate::CalibrateOptions { events, trials })?;
+    let json = profile.to_json();
+    match output {
+        Some(path) => std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{json}"),
     }
     Ok(ExitCode::SUCCESS)
 }
