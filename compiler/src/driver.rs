@@ -89,16 +89,40 @@ fn sorted(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 
 /// The certificate of a compiled program (JSON, `docs/certificate.md`): every obligation's
 /// verdict, the cost profile's hash, and hashes of the source, the IR and `object`.
-pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8]) -> String {
+/// Each probe also names its Coq proof file and the program-cost bound that file proves
+/// (`coq`: `{file, theorem, program_cost_bound_ps}`), so the two artifacts state one bound.
+pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8], profile: &CostProfile) -> String {
     let inputs = ppis_verifier::CertificateInputs { source: source.as_bytes(), bytecode: object };
-    ppis_verifier::certificate(&compiled.lowered.module, &compiled.verdict, &inputs).to_json()
+    let certificate = ppis_verifier::certificate(&compiled.lowered.module, &compiled.verdict, &inputs);
+    let mut json: serde_json::Value = serde_json::from_str(&certificate.to_json()).expect("certificate is JSON");
+    let proofs = coq_proofs(compiled, profile);
+    if let Some(probes) = json.get_mut("probes").and_then(|p| p.as_array_mut()) {
+        for (probe, proof) in probes.iter_mut().zip(&proofs) {
+            probe["coq"] = serde_json::json!({
+                "file": format!("proofs/{}", proof.file),
+                "theorem": format!("{}_cost", proof.ident),
+                "program_cost_bound_ps": proof.bound_ps,
+            });
+        }
+    }
+    serde_json::to_string_pretty(&json).expect("certificate serialises")
+}
+
+/// One probe's Coq proof file.
+pub struct CoqProof {
+    pub file: String,
+    /// The probe's Coq identifier (theorems are `IDENT_cost`, `IDENT_terminates`, ...).
+    pub ident: String,
+    /// The bound `IDENT_cost` proves on the program's cost per run (trigger excluded), ps.
+    pub bound_ps: u64,
+    pub text: String,
 }
 
 /// One Coq proof file per probe (`docs/proofs.md`): the probe's IR as a Coq term with the
 /// profile's costs in picoseconds, and theorems that it terminates, stays in bounds and costs
 /// at most the structural worst path over all paths (which is at least the verifier's bound
 /// over feasible paths, so the two never contradict).
-pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<(String, String)> {
+pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
     let cost = |item: crate::coq::CostItem| coq_item_cost(item, profile);
     let maps = &compiled.lowered.module.maps;
     compiled
@@ -108,7 +132,12 @@ pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<(String, St
         .iter()
         .map(|func| {
             let bound = crate::coq::structural_wcet(func, maps, &cost);
-            (crate::coq::proof_file_name(func), crate::coq::export_function(func, maps, &cost, bound))
+            CoqProof {
+                file: crate::coq::proof_file_name(func),
+                ident: crate::coq::coq_identifier(&func.name),
+                bound_ps: bound,
+                text: crate::coq::export_function(func, maps, &cost, bound),
+            }
         })
         .collect()
 }
@@ -162,8 +191,9 @@ pub fn bundle(
     key: &ppis_bundle::SigningKey,
 ) -> Result<Vec<u8>, ppis_bundle::BundleError> {
     let object = object(compiled);
-    let certificate = certificate_json(compiled, source, &object).into_bytes();
-    let extra = coq_proofs(compiled, profile).into_iter().map(|(file, text)| (format!("proofs/{file}"), text.into_bytes())).collect();
+    let certificate = certificate_json(compiled, source, &object, profile).into_bytes();
+    let extra =
+        coq_proofs(compiled, profile).into_iter().map(|p| (format!("proofs/{}", p.file), p.text.into_bytes())).collect();
     let contents = ppis_bundle::BundleContents {
         name: name.to_string(),
         compiler_version: format!("ppisc {}", env!("CARGO_PKG_VERSION")),

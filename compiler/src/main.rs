@@ -269,12 +269,12 @@ fn build(
         None => write(output, &object)?,
     }
     if let Some(cert_path) = certificate {
-        write(cert_path, driver::certificate_json(&compiled, &source, &object))?;
+        write(cert_path, driver::certificate_json(&compiled, &source, &object, &ctx.profile))?;
     }
     if let Some(dir) = emit_coq {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (file, text) in driver::coq_proofs(&compiled, &ctx.profile) {
-            write(&dir.join(file), text)?;
+        for proof in driver::coq_proofs(&compiled, &ctx.profile) {
+            write(&dir.join(&proof.file), proof.text)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -97,6 +97,13 @@ fn certificate_names_every_obligation_and_hashes() {
     for obligation in ["termination", "null_checks", "memory_bounds", "cost_bound", "overhead"] {
         assert!(text.contains(obligation), "certificate lacks {obligation}: {json:#}");
     }
+    // The Coq file the certificate names proves a bound at least the verifier's program cost.
+    let probe = &json["probes"][0];
+    assert_eq!(probe["coq"]["file"], "proofs/probe0.v");
+    let coq_ps = probe["coq"]["program_cost_bound_ps"].as_u64().unwrap() as f64;
+    let cost = &probe["cost"];
+    let program_ns = cost["bound_ns"].as_f64().unwrap() - cost["trigger_ns"].as_f64().unwrap();
+    assert!(coq_ps / 1000.0 >= program_ns - 1e-6, "Coq bound {coq_ps} ps below the verifier's {program_ns} ns");
 }
 
 #[test]
