@@ -18,47 +18,65 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Small cases whose messages are snapshotted: the messages are part of the product.
-fn snapshotted_cases() -> Vec<BadInput> {
-    let case = |name, contents: &[u8]| BadInput { name, contents: contents.to_vec(), snapshot: true };
-    let mut non_utf8 = format!("map calls: count;\nprobe {OPENAT} {{ calls.inc(); }} // ").into_bytes();
-    non_utf8.extend_from_slice(b"\xff\xfe caf\xe9\n");
-    // Deep enough to overflow any naively recursive parser or checker on the main thread's
-    // stack; split over lines so that the diagnostic's source excerpt stays readable.
-    let depth = 10_000;
-    let deep = format!(
-        "map total: sum;\nprobe {OPENAT} {{\n  total.add(\n{}\n1\n{}\n  );\n}}\n",
-        "((((((((((((((((((((((((((((((((((((((((((((((((((\n".repeat(depth / 50).trim_end(),
-        "))))))))))))))))))))))))))))))))))))))))))))))))))\n".repeat(depth / 50).trim_end(),
-    );
-    vec![
-        case("empty.ppl", b""),
-        case("random_bytes.ppl", &noise(4096)),
-        case("non_utf8.ppl", &non_utf8),
-        case(
-            "unknown_probe_type.ppl",
-            format!("map calls: count;\nprobe tracepiont:syscalls:sys_enter_openat {{ calls.inc(); }}\n").as_bytes(),
-        ),
-        case("type_error.ppl", format!("map total: sum;\nprobe {OPENAT} {{ total.add(comm); }}\n").as_bytes()),
-        case("undeclared_map.ppl", format!("map calls: count;\nprobe {OPENAT} {{ cals.inc(); }}\n").as_bytes()),
-        case("deep_parentheses.ppl", deep.as_bytes()),
-    ]
-}
-
-#[test]
-fn bad_input_gets_a_coded_diagnostic_and_no_crash() {
-    let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "bad_input");
-    for case in snapshotted_cases() {
-        let outcome = check_bad_input(&dir, &case);
-        if case.snapshot {
+/// One test per case, each snapshotting its messages: the messages are part of the product.
+macro_rules! snapshotted_bad_inputs {
+    ($($name:ident => $contents:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), concat!("bad_input_", stringify!($name)));
+            let contents: Vec<u8> = $contents;
+            let case = BadInput { name: concat!(stringify!($name), ".ppl"), contents };
+            let outcome = check_bad_input(&dir, &case);
             let report = format!(
                 "exit code: {}\n--- stderr\n{}--- stdout\n{}",
                 outcome.code().map_or("none".to_string(), |code| code.to_string()),
                 outcome.stderr,
                 outcome.stdout
             );
-            insta::assert_snapshot!(case.name.trim_end_matches(".ppl"), report);
+            insta::assert_snapshot!(stringify!($name), report);
         }
+    )*};
+}
+
+/// Latin-1 where UTF-8 belongs, between `before` and `after`.
+fn latin1(before: &str, after: &str) -> Vec<u8> {
+    [before.as_bytes(), b"caf\xe9\xff", after.as_bytes()].concat()
+}
+
+/// 10,000 nested parentheses: deep enough to overflow any naively recursive parser, checker
+/// or destructor on the main thread's stack. Split over lines so that the diagnostic's source
+/// excerpt stays readable.
+fn nested_parentheses() -> Vec<u8> {
+    let lines = 10_000 / 50;
+    let open = "(".repeat(50);
+    let close = ")".repeat(50);
+    let opens = vec![open.as_str(); lines].join("\n");
+    let closes = vec![close.as_str(); lines].join("\n");
+    format!("map total: sum;\nprobe {OPENAT} rate <= 1000/s {{\n  total.add(\n{opens}\n1\n{closes}\n  );\n}}\n")
+        .into_bytes()
+}
+
+snapshotted_bad_inputs! {
+    empty => Vec::new();
+    // Short, so that the snapshot (every invalid character is its own diagnostic) stays readable.
+    random_bytes => noise(48);
+    // Once in code and once where only a comment would hide it: a source file must be UTF-8
+    // throughout, as in rustc.
+    non_utf8_in_code => latin1(&format!("map calls: count;\nprobe {OPENAT} rate <= 1000/s {{ calls.inc(); "), " }\n");
+    non_utf8_in_comment => latin1(&format!("map calls: count;\nprobe {OPENAT} rate <= 1000/s {{ calls.inc(); }} // "), "\n");
+    unknown_probe_type => b"map calls: count;\nprobe tracepiont:syscalls:sys_enter_openat rate <= 1000/s { calls.inc(); }\n".to_vec();
+    type_error => format!("map total: sum;\nprobe {OPENAT} rate <= 1000/s {{ total.add(comm); }}\n").into_bytes();
+    undeclared_map => format!("map calls: count;\nprobe {OPENAT} rate <= 1000/s {{ cals.inc(); }}\n").into_bytes();
+    deep_parentheses => nested_parentheses();
+}
+
+#[test]
+fn pages_of_random_bytes_are_handled() {
+    let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "bad_input_noise");
+    for (index, length) in [4096, 65536].into_iter().enumerate() {
+        let case =
+            BadInput { name: if index == 0 { "noise_4k.ppl" } else { "noise_64k.ppl" }, contents: noise(length) };
+        check_bad_input(&dir, &case);
     }
 }
 
@@ -67,9 +85,9 @@ fn ten_megabytes_of_source_is_handled() {
     let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "bad_input_large");
     let line = "// padding to make the file large, as a generated or corrupted file might be\n";
     let mut source = line.repeat(10 * 1024 * 1024 / line.len() + 1);
-    source.push_str(&format!("probe {OPENAT} {{ missing.inc(); }}\n"));
+    source.push_str(&format!("probe {OPENAT} rate <= 1000/s {{ missing.inc(); }}\n"));
     assert!(source.len() >= 10 * 1024 * 1024);
-    let case = BadInput { name: "large.ppl", contents: source.into_bytes(), snapshot: false };
+    let case = BadInput { name: "large.ppl", contents: source.into_bytes() };
     // check_bad_input enforces the deadline, so slow (quadratic) handling fails here too.
     check_bad_input(&dir, &case);
 }
@@ -77,7 +95,7 @@ fn ten_megabytes_of_source_is_handled() {
 #[test]
 fn json_diagnostics_are_one_parseable_document_with_a_code() {
     let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "bad_input_json");
-    let source = format!("map calls: count;\nprobe {OPENAT} {{ cals.inc(); }}\n");
+    let source = format!("map calls: count;\nprobe {OPENAT} rate <= 1000/s {{ cals.inc(); }}\n");
     std::fs::write(dir.join("undeclared.ppl"), source).expect("scratch dir is writable");
     let outcome = run_ppisc(&dir, ["check", "undeclared.ppl", "--format", "json"]);
     outcome.assert_no_crash();
@@ -116,9 +134,12 @@ fn missing_file_and_missing_arguments_are_usage_errors() {
 fn good_and_bad_files_together_exit_one() {
     // A clean file must not mask errors in another: the exit code reflects the worst file.
     let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "bad_input_mixed");
-    std::fs::write(dir.join("good.ppl"), format!("map calls: count;\nprobe {OPENAT} {{ calls.inc(); }}\n"))
-        .expect("scratch dir is writable");
-    std::fs::write(dir.join("bad.ppl"), format!("probe {OPENAT} {{ calls.inc(); }}\n"))
+    std::fs::write(
+        dir.join("good.ppl"),
+        format!("map calls: count;\nprobe {OPENAT} rate <= 1000/s {{ calls.inc(); }}\n"),
+    )
+    .expect("scratch dir is writable");
+    std::fs::write(dir.join("bad.ppl"), format!("probe {OPENAT} rate <= 1000/s {{ calls.inc(); }}\n"))
         .expect("scratch dir is writable");
     let outcome = run_ppisc(&dir, ["check", "good.ppl", "bad.ppl"]);
     outcome.assert_no_crash();

@@ -25,7 +25,7 @@ fn openat_of_the_child_is_counted_exactly() {
         format!(
             "map opens: count;\n\
              map opens_any: count;\n\
-             probe tracepoint:syscalls:sys_enter_openat when pid == cpid {{\n\
+             probe tracepoint:syscalls:sys_enter_openat rate <= 1000/s when pid == cpid {{\n\
              \x20   opens_any.inc();\n\
              \x20   if args.flags == {MARKER_OPEN_FLAGS} {{ opens.inc(); }}\n\
              }}\n"
@@ -60,10 +60,10 @@ fn syscall_latency_pairs_every_enter_with_its_exit() {
         format!(
             "map start: hash[u32] -> u64 max 10240;\n\
              map lat: hist[u64] max 512;\n\
-             probe tracepoint:raw_syscalls:sys_enter when pid == cpid {{\n\
+             probe tracepoint:raw_syscalls:sys_enter rate <= 1000/s when pid == cpid {{\n\
              \x20   if args.id != {exit_group} {{ start[tid] = nsecs; }}\n\
              }}\n\
-             probe tracepoint:raw_syscalls:sys_exit when pid == cpid {{\n\
+             probe tracepoint:raw_syscalls:sys_exit rate <= 1000/s when pid == cpid {{\n\
              \x20   if let t0 = start[tid] {{ lat[args.id].record(nsecs - t0); delete start[tid]; }}\n\
              }}\n"
         ),
