@@ -46,6 +46,14 @@ pub fn compile(source: &str, targets: &dyn Targets, opts: &CompileOptions) -> (O
     let Some(program) = program else {
         return (None, sorted(diags));
     };
+    if program.probes.is_empty() {
+        diags.push(
+            Diagnostic::error("E0501", "nothing to compile: the file declares no probes", ppis_lang::Span::new(0, 0))
+                .label("no `probe` in this file")
+                .with_help("add a probe, e.g. `probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s { .. }`"),
+        );
+        return (None, sorted(diags));
+    }
     let lowered = lower::lower(&program, source, &opts.lower);
     let verify_opts = VerifyOptions { profile: &opts.profile, budget_percent: program.budget_percent, cpus: opts.cpus };
     let verdict = ppis_verifier::verify(&lowered.module, &verify_opts);

@@ -164,15 +164,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads a source file; bytes that are not UTF-8 become U+FFFD, which the lexer reports.
-fn read_source(path: &Path) -> Result<String> {
+/// A source file's text. Bytes that are not UTF-8 become U+FFFD, and the first one is
+/// reported (a comment would otherwise hide it from the lexer).
+struct Source {
+    text: String,
+    encoding_error: Option<Diagnostic>,
+}
+
+fn read_source(path: &Path) -> Result<Source> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => Source { text, encoding_error: None },
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[at];
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let diag = Diagnostic::error("E0002", format!("invalid UTF-8: byte 0x{byte:02x}"), ppis_lang::Span::new(at, at + 3))
+                .label("not UTF-8")
+                .with_help("save the file as UTF-8");
+            Source { text, encoding_error: Some(diag) }
+        }
+    })
+}
+
+/// At most this many diagnostics are printed per file: garbage input would otherwise bury
+/// the first, most useful ones.
+const MAX_SHOWN: usize = 50;
+
+/// A compiler run's diagnostics, with the encoding error first.
+fn with_encoding(source: &Source, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    if let Some(d) = &source.encoding_error {
+        diags.insert(0, d.clone());
+    }
+    diags
 }
 
 fn print_diagnostics(diags: &[Diagnostic], path: &Path, source: &str, color: bool) {
-    if !diags.is_empty() {
-        eprint!("{}", ppis_lang::render::text(diags, &path.display().to_string(), source, color));
+    let shown = &diags[..diags.len().min(MAX_SHOWN)];
+    if !shown.is_empty() {
+        eprint!("{}", ppis_lang::render::text(shown, &path.display().to_string(), source, color));
+    }
+    if diags.len() > MAX_SHOWN {
+        eprintln!("... and {} more diagnostics in {}", diags.len() - MAX_SHOWN, path.display());
     }
 }
 
@@ -192,17 +225,22 @@ impl Ctx {
 /// Compiles a file, printing diagnostics; `None` when it has errors.
 fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(String, Compiled)>> {
     let source = read_source(path)?;
-    let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(opts));
-    print_diagnostics(&diags, path, &source, ctx.color);
-    Ok(compiled.map(|c| (source, c)))
+    let (compiled, diags) = driver::compile(&source.text, &HostTargets, &ctx.options(opts));
+    let diags = with_encoding(&source, diags);
+    print_diagnostics(&diags, path, &source.text, ctx.color);
+    if source.encoding_error.is_some() {
+        return Ok(None);
+    }
+    Ok(compiled.map(|c| (source.text, c)))
 }
 
 fn check(ctx: &Ctx, files: &[PathBuf], format: Format, explain_cost: bool) -> Result<ExitCode> {
     let mut findings = false;
     let mut json = Vec::new();
     for path in files {
-        let source = read_source(path)?;
+        let Source { text: source, encoding_error } = read_source(path)?;
         let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(LowerOptions::default()));
+        let diags = with_encoding(&Source { text: String::new(), encoding_error }, diags);
         findings |= diags.iter().any(|d| d.is_error());
         if let (true, Some(compiled)) = (explain_cost, &compiled) {
             print!("{}", explain(compiled, path, &source));
@@ -223,7 +261,11 @@ fn check(ctx: &Ctx, files: &[PathBuf], format: Format, explain_cost: bool) -> Re
 }
 
 fn ir(path: &Path, color: bool) -> Result<ExitCode> {
-    let source = read_source(path)?;
+    let Source { text: source, encoding_error } = read_source(path)?;
+    if let Some(d) = encoding_error {
+        print_diagnostics(&[d], path, &source, color);
+        return Ok(ExitCode::from(1));
+    }
     let (program, diags) = ppis_lang::check_source(&source, &HostTargets, &ppis_lang::CheckOptions::default());
     print_diagnostics(&diags, path, &source, color);
     let Some(program) = program else { return Ok(ExitCode::from(1)) };

@@ -145,6 +145,7 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0412", title: "malformed IR" },
     CodeInfo { code: "E0413", title: "cost bound not confirmed by the SMT solver" },
     CodeInfo { code: "E0500", title: "code generation failed" },
+    CodeInfo { code: "E0501", title: "the file declares no probes" },
     // Warnings.
     CodeInfo { code: "W0001", title: "unused local" },
     CodeInfo { code: "W0400", title: "hash map can only grow" },
