@@ -8,7 +8,8 @@ use crate::run;
 
 /// bpftool: inspect loaded programs and maps while debugging; bpftrace: the benchmark's
 /// baseline; strace: verifying what syscalls the workload makes.
-const PACKAGES: &[&str] = &["bpftool", "bpftrace", "strace"];
+/// libz3-dev: the verifier links Z3; coq and make: the proof library and per-probe proofs.
+const PACKAGES: &[&str] = &["bpftool", "bpftrace", "strace", "libz3-dev", "coq", "make"];
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
