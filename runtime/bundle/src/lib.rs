@@ -12,6 +12,7 @@ mod format;
 mod inspect;
 mod keys;
 mod names;
+pub mod pcc;
 
 use std::collections::BTreeMap;
 use std::io::Read;

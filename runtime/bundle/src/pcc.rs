@@ -1,0 +1,1123 @@
+//! Load-time proof-carrying-code check: before `ppisd` loads a bundle it re-derives, from the
+//! bundle's own bytes and the host's cost profile, the facts the certificate claims, without
+//! trusting the build host's compiler or verifier (no Z3, no compiler code here).
+//!
+//! What is checked, in this order (the first failure is the one reason reported):
+//! 1. the certificate parses, is version 1, accepted, and is tied to this bundle: its bytecode
+//!    hash is the object's SHA-256, its source hash and cost-profile hash are the header's, and
+//!    (unless the policy allows another profile) the profile is the host's own;
+//! 2. the object's `.ppis.manifest` section equals `manifest.json`, its programs are exactly the
+//!    manifest's probes, each of the program type its attach point needs, and the certificate
+//!    has an accepted probe with a cost bound and the same rate for each;
+//! 3. each program's bytecode: only instructions ppis emits, calls only to the helpers allowed
+//!    for its program type, every jump inside the program and strictly forward (so the CFG is
+//!    acyclic, as the certificate's termination obligation says), no path falls off the end;
+//! 4. the worst-path cost recomputed on the bytecode with the host profile stays within what the
+//!    budget allows at the declared rate on this host's CPUs (see [`check_cost`] for why the
+//!    certificate's IR-level number is not the yardstick), and within [`COST_TOLERANCE`] of the
+//!    certified bound, which catches code appended after the proof.
+//!
+//! Boundary: pure, no syscalls: bytes in, a report or one error out.
+//! Out of scope: per-instruction abstract invariants ("abstraction-carrying code": checking
+//! the certificate's memory-safety facts on the bytecode); the kernel verifier still runs on load.
+
+use std::collections::BTreeMap;
+
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolSection};
+use ppis_manifest::profile::{CostProfile, MapHelperCost};
+use ppis_manifest::{Attach, Manifest, MANIFEST_SECTION};
+use serde::Deserialize;
+
+use crate::{sha256_hex, Bundle, Header};
+
+/// How far the bytecode-level worst case may exceed the certified (IR-level) bound, as a
+/// fraction: the code generator adds moves, spills and address computations the IR does not
+/// have (each priced at most one ALU or stack access), so a small excess is expected; a probe
+/// that gained helper calls or a longer path after verification exceeds it.
+pub const COST_TOLERANCE: f64 = 0.5;
+
+/// The certificate format version this checker reads.
+pub const CERTIFICATE_VERSION: u64 = 1;
+
+/// Size of one eBPF instruction slot.
+const INSN_BYTES: usize = 8;
+
+/// What the host decides, besides the bundle's own bytes.
+#[derive(Clone, Debug)]
+pub struct HostPolicy<'a> {
+    /// The cost profile of this host; its prices are used for the recomputed bound.
+    pub profile: &'a CostProfile,
+    /// CPUs the overhead is spread over on this host.
+    pub cpus: u32,
+    /// Refuse bundles whose certificate was computed with another profile than `profile`.
+    pub require_profile_match: bool,
+}
+
+/// Which rule a bundle broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The certificate is unreadable, of another version, or not accepted.
+    Certificate,
+    /// A hash in the certificate does not match the bundle.
+    Hash,
+    /// The certificate's cost profile is not the host's.
+    Profile,
+    /// Object, manifest and certificate disagree about the probes.
+    Consistency,
+    /// The object cannot be parsed, or a program's bytes are malformed.
+    Object,
+    /// An instruction ppis never emits.
+    Instruction,
+    /// A call to a helper not allowed for the program type.
+    Helper,
+    /// A backward jump (a loop) or a jump out of the program.
+    ControlFlow,
+    /// The recomputed cost is over the budget or far over the certified bound.
+    Cost,
+}
+
+/// Why a bundle was refused: one rule and one line naming the program and the numbers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PccError {
+    pub rule: Rule,
+    pub message: String,
+}
+
+fn refuse(rule: Rule, message: impl Into<String>) -> PccError {
+    PccError { rule, message: message.into() }
+}
+
+/// What the check established about one probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeReport {
+    pub program: String,
+    /// Instructions (an `ld_imm64` counts once).
+    pub instructions: usize,
+    /// Helper calls anywhere in the program, by kernel helper id.
+    pub helper_calls: BTreeMap<i32, u32>,
+    /// Trigger plus the heaviest bytecode path, priced with the host profile, ns.
+    pub bytecode_bound_ns: f64,
+    /// The certificate's bound, ns.
+    pub certified_bound_ns: f64,
+    /// The most one event may cost for the declared rate to stay within the budget, ns.
+    pub allowed_ns: f64,
+    pub rate_per_sec: u64,
+    /// The trigger's fixed cost on this host, ns (the runtime adds it to measured run time).
+    pub trigger_ns: f64,
+}
+
+/// Every probe of an accepted bundle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PccReport {
+    pub probes: Vec<ProbeReport>,
+}
+
+/// Checks a bundle that [`crate::read_bundle`] accepted.
+pub fn check_bundle(bundle: &Bundle, policy: &HostPolicy) -> Result<PccReport, PccError> {
+    check(&bundle.header, &bundle.manifest, &bundle.object, &bundle.certificate, policy)
+}
+
+/// Checks the parts of a bundle; see the module documentation for the rules.
+pub fn check(
+    header: &Header,
+    manifest: &Manifest,
+    object: &[u8],
+    certificate: &[u8],
+    policy: &HostPolicy,
+) -> Result<PccReport, PccError> {
+    let certificate = parse_certificate(certificate)?;
+    check_hashes(header, object, &certificate, policy)?;
+    let parsed = ParsedObject::parse(object)?;
+    check_manifest_section(&parsed, manifest)?;
+    if (certificate.budget_percent - manifest.budget_percent).abs() > 1e-9 {
+        return Err(refuse(
+            Rule::Consistency,
+            format!(
+                "the certificate proves a {} % budget, the manifest declares {} %",
+                certificate.budget_percent, manifest.budget_percent
+            ),
+        ));
+    }
+    if let Some(extra) = parsed.programs.keys().find(|name| !manifest.probes.iter().any(|p| &p.program == *name)) {
+        return Err(refuse(
+            Rule::Consistency,
+            format!("the object has a program {extra} that the manifest does not list"),
+        ));
+    }
+    let mut probes = Vec::with_capacity(manifest.probes.len());
+    for probe in &manifest.probes {
+        let name = &probe.program;
+        let program = parsed
+            .programs
+            .get(name)
+            .ok_or_else(|| refuse(Rule::Consistency, format!("program {name} of the manifest is not in the object")))?;
+        let kind = ProgramKind::of_attach(&probe.attach);
+        if program.kind != kind {
+            return Err(refuse(
+                Rule::Consistency,
+                format!("program {name} is a {} program but attaches to {}", program.kind.name(), probe.attach),
+            ));
+        }
+        let certified = certificate
+            .probes
+            .iter()
+            .find(|c| &c.program == name)
+            .ok_or_else(|| refuse(Rule::Certificate, format!("the certificate has no entry for program {name}")))?;
+        if !certified.accepted {
+            return Err(refuse(Rule::Certificate, format!("the certificate does not accept program {name}")));
+        }
+        if certified.rate_per_sec != probe.rate_per_sec {
+            return Err(refuse(
+                Rule::Consistency,
+                format!(
+                    "program {name}: the certificate proves rate {:?}/s, the manifest declares {:?}/s",
+                    certified.rate_per_sec, probe.rate_per_sec
+                ),
+            ));
+        }
+        let certified_bound_ns = certified
+            .cost
+            .as_ref()
+            .map(|cost| cost.bound_ns)
+            .filter(|bound| bound.is_finite() && *bound >= 0.0)
+            .ok_or_else(|| {
+                refuse(Rule::Certificate, format!("the certificate has no cost bound for program {name}"))
+            })?;
+        let rate = probe
+            .rate_per_sec
+            .ok_or_else(|| refuse(Rule::Consistency, format!("program {name} declares no event rate")))?;
+        let code = decode(name, &program.code)?;
+        check_instructions(name, kind, &code)?;
+        let graph = control_flow(name, &code)?;
+        let prices = Prices::new(policy.profile);
+        let trigger_ps = prices.trigger(kind);
+        let path_ps = worst_path(&code, &graph, &prices, &program.map_types);
+        let report = ProbeReport {
+            program: name.clone(),
+            instructions: code.iter().filter(|i| !i.is_second_slot).count(),
+            helper_calls: helper_calls(&code),
+            bytecode_bound_ns: nanos(trigger_ps + path_ps),
+            certified_bound_ns,
+            allowed_ns: manifest.budget_percent / 100.0 * f64::from(policy.cpus) * 1e9 / (rate.max(1) as f64),
+            rate_per_sec: rate,
+            trigger_ns: nanos(trigger_ps),
+        };
+        check_cost(&report)?;
+        probes.push(report);
+    }
+    Ok(PccReport { probes })
+}
+
+/// The cost rule. The certificate's bound is over IR instructions; the bytecode has more of
+/// them (address set-up for every helper argument, moves out of `r0`, spills), so the bytecode
+/// bound is normally somewhat above the certified one and a strict `bytecode ≤ certified`
+/// would refuse honest bundles. What must hold for the overhead guarantee is that the real
+/// code, priced as the host prices it, fits the budget at the declared rate on this host:
+/// `bytecode_bound ≤ budget% × cpus × 1 s / rate` — that is the hard rule. On top of it the
+/// bytecode bound may exceed the certified bound by at most [`COST_TOLERANCE`] (so a
+/// certificate that describes other, cheaper code is refused even when the budget has room).
+pub fn check_cost(report: &ProbeReport) -> Result<(), PccError> {
+    let name = &report.program;
+    if report.bytecode_bound_ns > report.allowed_ns {
+        return Err(refuse(
+            Rule::Cost,
+            format!(
+                "program {name}: the bytecode costs up to {:.1} ns per event on this host, over the {:.1} ns \
+                 the budget allows at {}/s",
+                report.bytecode_bound_ns, report.allowed_ns, report.rate_per_sec
+            ),
+        ));
+    }
+    let ceiling = report.certified_bound_ns * (1.0 + COST_TOLERANCE);
+    if report.bytecode_bound_ns > ceiling {
+        return Err(refuse(
+            Rule::Cost,
+            format!(
+                "program {name}: the bytecode costs up to {:.1} ns per event, more than the certified {:.1} ns \
+                 + {:.0} % tolerance: the certificate does not describe this code",
+                report.bytecode_bound_ns,
+                report.certified_bound_ns,
+                COST_TOLERANCE * 100.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The fields of the certificate (docs/certificate.md) this check uses; others are ignored.
+#[derive(Debug, Deserialize)]
+struct Certificate {
+    version: u64,
+    accepted: bool,
+    hashes: CertificateHashes,
+    cost_profile: CertificateProfile,
+    budget_percent: f64,
+    probes: Vec<CertificateProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CertificateHashes {
+    source: String,
+    bytecode: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CertificateProfile {
+    hash: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CertificateProbe {
+    program: String,
+    accepted: bool,
+    rate_per_sec: Option<u64>,
+    cost: Option<CertificateCost>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CertificateCost {
+    bound_ns: f64,
+}
+
+fn parse_certificate(bytes: &[u8]) -> Result<Certificate, PccError> {
+    let certificate: Certificate = serde_json::from_slice(bytes)
+        .map_err(|error| refuse(Rule::Certificate, format!("the certificate is not readable: {error}")))?;
+    if certificate.version != CERTIFICATE_VERSION {
+        return Err(refuse(
+            Rule::Certificate,
+            format!("certificate version {} is not supported (expected {CERTIFICATE_VERSION})", certificate.version),
+        ));
+    }
+    if !certificate.accepted {
+        return Err(refuse(Rule::Certificate, "the certificate does not accept the program"));
+    }
+    Ok(certificate)
+}
+
+fn check_hashes(
+    header: &Header,
+    object: &[u8],
+    certificate: &Certificate,
+    policy: &HostPolicy,
+) -> Result<(), PccError> {
+    let object_hash = format!("sha256:{}", sha256_hex(object));
+    if certificate.hashes.bytecode != object_hash {
+        return Err(refuse(
+            Rule::Hash,
+            format!("the certificate is for bytecode {}, the object is {object_hash}", certificate.hashes.bytecode),
+        ));
+    }
+    let source_hash = format!("sha256:{}", header.source_hash);
+    if certificate.hashes.source != source_hash {
+        return Err(refuse(
+            Rule::Hash,
+            format!("the certificate is for source {}, the bundle says {source_hash}", certificate.hashes.source),
+        ));
+    }
+    if certificate.cost_profile.hash != header.cost_profile_hash {
+        return Err(refuse(
+            Rule::Hash,
+            format!(
+                "the certificate was computed with cost profile {}, the bundle header says {}",
+                certificate.cost_profile.hash, header.cost_profile_hash
+            ),
+        ));
+    }
+    let host_hash = policy.profile.hash();
+    if policy.require_profile_match && certificate.cost_profile.hash != host_hash {
+        return Err(refuse(
+            Rule::Profile,
+            format!(
+                "the certificate was computed with cost profile {}, this host uses {host_hash}",
+                certificate.cost_profile.hash
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_manifest_section(parsed: &ParsedObject, manifest: &Manifest) -> Result<(), PccError> {
+    let text = parsed
+        .manifest
+        .as_deref()
+        .ok_or_else(|| refuse(Rule::Consistency, format!("the object has no {MANIFEST_SECTION} section")))?;
+    let embedded = Manifest::from_json(text)
+        .map_err(|error| refuse(Rule::Consistency, format!("the object's {MANIFEST_SECTION} section: {error}")))?;
+    if &embedded != manifest {
+        return Err(refuse(Rule::Consistency, format!("the object's {MANIFEST_SECTION} differs from manifest.json")));
+    }
+    Ok(())
+}
+
+/// The program types ppis emits, by ELF section prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    Tracepoint,
+    Uprobe,
+    Uretprobe,
+}
+
+impl ProgramKind {
+    fn of_section(section: &str) -> Option<ProgramKind> {
+        match section.split('/').next()? {
+            "tracepoint" => Some(ProgramKind::Tracepoint),
+            "uprobe" => Some(ProgramKind::Uprobe),
+            "uretprobe" => Some(ProgramKind::Uretprobe),
+            _ => None,
+        }
+    }
+
+    fn of_attach(attach: &Attach) -> ProgramKind {
+        match attach {
+            Attach::Tracepoint { .. } => ProgramKind::Tracepoint,
+            Attach::Uprobe { .. } => ProgramKind::Uprobe,
+            Attach::Uretprobe { .. } => ProgramKind::Uretprobe,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ProgramKind::Tracepoint => "tracepoint",
+            ProgramKind::Uprobe => "uprobe",
+            ProgramKind::Uretprobe => "uretprobe",
+        }
+    }
+
+    /// Kernel helper ids a program of this type may call: the ones ppis emits. All three
+    /// types share the list; none may write user memory, send signals or tail-call.
+    pub fn allowed_helpers(self) -> &'static [i32] {
+        &[
+            helper::MAP_LOOKUP_ELEM,
+            helper::MAP_UPDATE_ELEM,
+            helper::MAP_DELETE_ELEM,
+            helper::KTIME_GET_NS,
+            helper::GET_SMP_PROCESSOR_ID,
+            helper::GET_CURRENT_PID_TGID,
+            helper::GET_CURRENT_UID_GID,
+            helper::GET_CURRENT_COMM,
+            helper::PROBE_READ_USER_STR,
+            helper::PROBE_READ_KERNEL_STR,
+        ]
+    }
+}
+
+/// Kernel helper ids (`enum bpf_func_id`), as `compiler/src/codegen/insn.rs` emits them.
+pub mod helper {
+    pub const MAP_LOOKUP_ELEM: i32 = 1;
+    pub const MAP_UPDATE_ELEM: i32 = 2;
+    pub const MAP_DELETE_ELEM: i32 = 3;
+    pub const KTIME_GET_NS: i32 = 5;
+    pub const GET_SMP_PROCESSOR_ID: i32 = 8;
+    pub const GET_CURRENT_PID_TGID: i32 = 14;
+    pub const GET_CURRENT_UID_GID: i32 = 15;
+    pub const GET_CURRENT_COMM: i32 = 16;
+    pub const PROBE_READ_USER_STR: i32 = 114;
+    pub const PROBE_READ_KERNEL_STR: i32 = 115;
+}
+
+/// The most bytes a string read can copy: its destination is on the 512-byte stack.
+const MAX_STRING_READ_BYTES: u32 = 512;
+
+/// `bpf_map_type` values of the maps ppis creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapType {
+    Hash,
+    Array,
+    PerCpuHash,
+    PerCpuArray,
+}
+
+impl MapType {
+    fn from_id(id: u32) -> Option<MapType> {
+        match id {
+            1 => Some(MapType::Hash),
+            2 => Some(MapType::Array),
+            5 => Some(MapType::PerCpuHash),
+            6 => Some(MapType::PerCpuArray),
+            _ => None,
+        }
+    }
+}
+
+/// One program's code and the map each `ld_imm64` slot refers to.
+struct ProgramBytes {
+    kind: ProgramKind,
+    code: Vec<u8>,
+    /// By instruction slot index: the type of the map an `ld_imm64` there is relocated to.
+    map_types: BTreeMap<usize, MapType>,
+}
+
+struct ParsedObject {
+    programs: BTreeMap<String, ProgramBytes>,
+    manifest: Option<String>,
+}
+
+impl ParsedObject {
+    fn parse(bytes: &[u8]) -> Result<ParsedObject, PccError> {
+        let bad = |what: String| refuse(Rule::Object, format!("the object is malformed: {what}"));
+        let file = object::File::parse(bytes).map_err(|error| bad(error.to_string()))?;
+        if file.architecture() != object::Architecture::Bpf {
+            return Err(bad(format!("architecture {:?} is not eBPF", file.architecture())));
+        }
+        let manifest = match file.section_by_name(MANIFEST_SECTION) {
+            Some(section) => {
+                let data = section.data().map_err(|error| bad(error.to_string()))?;
+                Some(String::from_utf8(data.to_vec()).map_err(|_| bad(format!("{MANIFEST_SECTION} is not UTF-8")))?)
+            }
+            None => None,
+        };
+        // Map definitions: symbols of the legacy `maps` section, `u32` type first.
+        let mut map_types_by_symbol = BTreeMap::new();
+        if let Some(maps) = file.section_by_name("maps") {
+            let data = maps.data().map_err(|error| bad(error.to_string()))?;
+            for symbol in file.symbols().filter(|s| s.section_index() == Some(maps.index())) {
+                let start = usize::try_from(symbol.address()).map_err(|_| bad("map symbol offset".into()))?;
+                let id = data
+                    .get(start..start.saturating_add(4))
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or_else(|| {
+                        bad(format!("map {} lies outside the maps section", symbol.name().unwrap_or("?")))
+                    })?;
+                let map_type = MapType::from_id(id)
+                    .ok_or_else(|| refuse(Rule::Instruction, format!("map type {id} is not one ppis creates")))?;
+                map_types_by_symbol.insert(symbol.index().0, map_type);
+            }
+        }
+        let mut programs = BTreeMap::new();
+        for symbol in file.symbols().filter(|s| s.kind() == object::SymbolKind::Text) {
+            let SymbolSection::Section(index) = symbol.section() else { continue };
+            let section = file.section_by_index(index).map_err(|error| bad(error.to_string()))?;
+            let section_name = section.name().map_err(|error| bad(error.to_string()))?;
+            let name = symbol.name().map_err(|error| bad(error.to_string()))?.to_string();
+            let kind = ProgramKind::of_section(section_name).ok_or_else(|| {
+                refuse(Rule::Object, format!("program {name} is in section {section_name}, not a probe section"))
+            })?;
+            let data = section.data().map_err(|error| bad(error.to_string()))?;
+            let start = usize::try_from(symbol.address()).map_err(|_| bad(format!("program {name} offset")))?;
+            let size = usize::try_from(symbol.size()).map_err(|_| bad(format!("program {name} size")))?;
+            let code = data
+                .get(start..start.saturating_add(size))
+                .ok_or_else(|| bad(format!("program {name} lies outside its section")))?;
+            if code.is_empty() || code.len() % INSN_BYTES != 0 {
+                return Err(bad(format!("program {name} is {} bytes, not a whole number of instructions", code.len())));
+            }
+            let mut map_types = BTreeMap::new();
+            for (offset, relocation) in section.relocations() {
+                let Some(offset) = usize::try_from(offset).ok().and_then(|o| o.checked_sub(start)) else { continue };
+                if offset >= size {
+                    continue;
+                }
+                let RelocationTarget::Symbol(target) = relocation.target() else {
+                    return Err(bad(format!("program {name} has a relocation that is not against a symbol")));
+                };
+                let map_type = map_types_by_symbol.get(&target.0).copied().ok_or_else(|| {
+                    refuse(Rule::Instruction, format!("program {name} refers to a symbol that is not a map"))
+                })?;
+                map_types.insert(offset / INSN_BYTES, map_type);
+            }
+            if programs.insert(name.clone(), ProgramBytes { kind, code: code.to_vec(), map_types }).is_some() {
+                return Err(bad(format!("program {name} is defined twice")));
+            }
+        }
+        Ok(ParsedObject { programs, manifest })
+    }
+}
+
+/// One decoded instruction slot.
+#[derive(Clone, Copy, Debug)]
+struct Insn {
+    opcode: u8,
+    dst: u8,
+    src: u8,
+    offset: i16,
+    imm: i32,
+    /// The second half of an `ld_imm64`: data, not an instruction.
+    is_second_slot: bool,
+}
+
+const CLASS_LD: u8 = 0x00;
+const CLASS_LDX: u8 = 0x01;
+const CLASS_ST: u8 = 0x02;
+const CLASS_STX: u8 = 0x03;
+const CLASS_ALU: u8 = 0x04;
+const CLASS_JMP: u8 = 0x05;
+const CLASS_JMP32: u8 = 0x06;
+const CLASS_ALU64: u8 = 0x07;
+const MODE_MEM: u8 = 0x60;
+const LD_IMM64: u8 = 0x18;
+const JMP_JA: u8 = 0x00;
+const JMP_CALL: u8 = 0x80;
+const JMP_EXIT: u8 = 0x90;
+const FRAME_POINTER: u8 = 10;
+
+impl Insn {
+    fn class(&self) -> u8 {
+        self.opcode & 0x07
+    }
+    fn jump_op(&self) -> u8 {
+        self.opcode & 0xf0
+    }
+    fn is_jump_class(&self) -> bool {
+        matches!(self.class(), CLASS_JMP | CLASS_JMP32)
+    }
+    fn is_call(&self) -> bool {
+        self.class() == CLASS_JMP && self.jump_op() == JMP_CALL
+    }
+    fn is_exit(&self) -> bool {
+        self.class() == CLASS_JMP && self.jump_op() == JMP_EXIT
+    }
+    /// Conditional jumps and `ja`: those with an offset target.
+    fn jump_target(&self, index: usize) -> Option<isize> {
+        (self.is_jump_class() && !self.is_call() && !self.is_exit()).then(|| index as isize + 1 + self.offset as isize)
+    }
+    /// Whether this instruction writes register `reg` (calls clobber r0-r5).
+    fn writes(&self, reg: u8) -> bool {
+        match self.class() {
+            CLASS_ALU | CLASS_ALU64 | CLASS_LDX => self.dst == reg,
+            CLASS_LD => self.opcode == LD_IMM64 && self.dst == reg,
+            CLASS_JMP if self.is_call() => reg <= 5,
+            _ => false,
+        }
+    }
+}
+
+fn decode(name: &str, code: &[u8]) -> Result<Vec<Insn>, PccError> {
+    let mut insns: Vec<Insn> = code
+        .chunks_exact(INSN_BYTES)
+        .map(|b| Insn {
+            opcode: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            offset: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            is_second_slot: false,
+        })
+        .collect();
+    let mut index = 0;
+    while index < insns.len() {
+        if insns[index].opcode == LD_IMM64 {
+            let Some(second) = insns.get_mut(index + 1) else {
+                return Err(refuse(
+                    Rule::Object,
+                    format!("program {name}: ld_imm64 at insn {index} has no second half"),
+                ));
+            };
+            if second.opcode != 0 || second.dst != 0 || second.src != 0 || second.offset != 0 {
+                return Err(refuse(Rule::Object, format!("program {name}: ld_imm64 at insn {index} is malformed")));
+            }
+            second.is_second_slot = true;
+            index += 2;
+        } else {
+            index += 1;
+        }
+    }
+    Ok(insns)
+}
+
+/// Only the instruction forms ppis's code generator emits.
+fn check_instructions(name: &str, kind: ProgramKind, code: &[Insn]) -> Result<(), PccError> {
+    for (index, insn) in code.iter().enumerate().filter(|(_, i)| !i.is_second_slot) {
+        let unexpected = |what: &str| {
+            refuse(
+                Rule::Instruction,
+                format!("program {name}: insn {index} ({what}, opcode {:#04x}) is not one ppis emits", insn.opcode),
+            )
+        };
+        if insn.dst > 10 || insn.src > 10 {
+            return Err(unexpected("bad register"));
+        }
+        match insn.class() {
+            CLASS_ALU | CLASS_ALU64 => {
+                // `neg` (0x80) and the byte swaps (0xd0) are the only ops above `arsh` (0xc0).
+                if insn.dst == FRAME_POINTER || insn.opcode & 0xf0 > 0xd0 {
+                    return Err(unexpected("ALU"));
+                }
+            }
+            CLASS_LD if insn.opcode == LD_IMM64 => {
+                // In an object map references are relocations with `src = 0`; pseudo sources
+                // (map fds, BTF ids, functions) are filled in by the loader, never shipped.
+                if insn.src != 0 || insn.dst == FRAME_POINTER {
+                    return Err(unexpected("ld_imm64 with a pseudo source"));
+                }
+            }
+            CLASS_LD => return Err(unexpected("legacy packet load")),
+            CLASS_LDX | CLASS_ST | CLASS_STX => {
+                if insn.opcode & 0xe0 != MODE_MEM {
+                    return Err(unexpected("atomic or sign-extending memory access"));
+                }
+                if insn.class() == CLASS_LDX && insn.dst == FRAME_POINTER {
+                    return Err(unexpected("load into the frame pointer"));
+                }
+            }
+            CLASS_JMP | CLASS_JMP32 => {
+                if insn.is_call() {
+                    if insn.class() != CLASS_JMP || insn.src != 0 {
+                        return Err(unexpected("call of a function or kfunc, not a helper"));
+                    }
+                    if !kind.allowed_helpers().contains(&insn.imm) {
+                        return Err(refuse(
+                            Rule::Helper,
+                            format!(
+                                "program {name}: insn {index} calls helper #{}, which {} programs may not call",
+                                insn.imm,
+                                kind.name()
+                            ),
+                        ));
+                    }
+                } else if insn.is_exit() {
+                    if insn.class() != CLASS_JMP {
+                        return Err(unexpected("exit"));
+                    }
+                } else if insn.jump_op() > 0xd0 || (insn.class() == CLASS_JMP32 && insn.jump_op() == JMP_JA) {
+                    return Err(unexpected("jump"));
+                }
+            }
+            _ => return Err(unexpected("unknown class")),
+        }
+    }
+    Ok(())
+}
+
+/// Successors of every instruction slot (second slots have none and are never reached).
+struct ControlFlow {
+    successors: Vec<Vec<usize>>,
+    /// Slots some jump lands on: straight-line reasoning stops there.
+    jump_targets: Vec<bool>,
+}
+
+/// Builds the CFG and checks it: every jump lands on an instruction of the program, strictly
+/// after itself (so there is no cycle: the termination the certificate claims holds for the
+/// bytecode too), and no path runs past the last instruction.
+fn control_flow(name: &str, code: &[Insn]) -> Result<ControlFlow, PccError> {
+    let n = code.len();
+    let mut successors = vec![Vec::new(); n];
+    let mut jump_targets = vec![false; n];
+    for (index, insn) in code.iter().enumerate().filter(|(_, i)| !i.is_second_slot) {
+        let next = index + if insn.opcode == LD_IMM64 { 2 } else { 1 };
+        let unconditional = insn.is_jump_class() && insn.jump_op() == JMP_JA;
+        if insn.is_exit() {
+            continue;
+        }
+        if let Some(target) = insn.jump_target(index) {
+            if target <= index as isize {
+                return Err(refuse(
+                    Rule::ControlFlow,
+                    format!("program {name}: insn {index} jumps back to insn {target}: the bytecode has a loop"),
+                ));
+            }
+            let target = target as usize;
+            if target >= n || code[target].is_second_slot {
+                return Err(refuse(
+                    Rule::ControlFlow,
+                    format!(
+                        "program {name}: insn {index} jumps to {target}, which is not an instruction of the program"
+                    ),
+                ));
+            }
+            successors[index].push(target);
+            jump_targets[target] = true;
+        }
+        if !unconditional {
+            if next >= n {
+                return Err(refuse(
+                    Rule::ControlFlow,
+                    format!("program {name}: execution can run past the last instruction (insn {index})"),
+                ));
+            }
+            successors[index].push(next);
+        }
+    }
+    Ok(ControlFlow { successors, jump_targets })
+}
+
+/// Host prices in integer picoseconds, like the verifier's, so sums are exact.
+struct Prices<'a> {
+    profile: &'a CostProfile,
+}
+
+fn picos(ns: f64) -> u64 {
+    if ns.is_finite() && ns > 0.0 {
+        (ns * 1000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+fn nanos(ps: u64) -> f64 {
+    ps as f64 / 1000.0
+}
+
+impl Prices<'_> {
+    fn new(profile: &CostProfile) -> Prices<'_> {
+        Prices { profile }
+    }
+
+    fn trigger(&self, kind: ProgramKind) -> u64 {
+        let t = &self.profile.triggers;
+        picos(match kind {
+            ProgramKind::Tracepoint => t.tracepoint,
+            ProgramKind::Uprobe => t.uprobe,
+            ProgramKind::Uretprobe => t.uretprobe,
+        })
+    }
+
+    /// One instruction, sound for every operand: a load or store not through the frame
+    /// pointer may touch the context or a map value, so it is charged the dearer of those; a
+    /// map helper whose map is not known from straight-line code is charged the dearest map.
+    fn insn(&self, insn: &Insn, map: Option<MapType>, read_len: u32) -> u64 {
+        let i = &self.profile.instructions;
+        let h = &self.profile.helpers;
+        match insn.class() {
+            CLASS_ALU | CLASS_ALU64 | CLASS_LD => picos(i.alu),
+            CLASS_LDX if insn.src == FRAME_POINTER => picos(i.load_stack),
+            CLASS_LDX => picos(i.load_ctx.max(i.load_map_value)),
+            CLASS_ST | CLASS_STX if insn.dst == FRAME_POINTER => picos(i.store_stack),
+            CLASS_ST | CLASS_STX => picos(i.store_stack.max(i.store_map_value)),
+            _ if insn.is_call() => {
+                let by_map = |cost: &MapHelperCost| match map {
+                    Some(MapType::Hash) => cost.hash,
+                    Some(MapType::Array) => cost.array,
+                    Some(MapType::PerCpuHash) => cost.percpu_hash,
+                    Some(MapType::PerCpuArray) => cost.percpu_array,
+                    None => cost.max(),
+                };
+                let helper_ns = match insn.imm {
+                    helper::MAP_LOOKUP_ELEM => by_map(&h.map_lookup_elem),
+                    helper::MAP_UPDATE_ELEM => by_map(&h.map_update_elem),
+                    helper::MAP_DELETE_ELEM => by_map(&h.map_delete_elem),
+                    helper::KTIME_GET_NS => h.ktime_get_ns,
+                    helper::GET_SMP_PROCESSOR_ID => h.get_smp_processor_id,
+                    helper::GET_CURRENT_PID_TGID => h.get_current_pid_tgid,
+                    helper::GET_CURRENT_UID_GID => h.get_current_uid_gid,
+                    helper::GET_CURRENT_COMM => h.get_current_comm,
+                    helper::PROBE_READ_USER_STR => h.probe_read_user_str.cost(read_len),
+                    helper::PROBE_READ_KERNEL_STR => h.probe_read_kernel_str.cost(read_len),
+                    // Unreachable after `check_instructions`; priced like the dearest helper.
+                    _ => h.map_update_elem.max(),
+                };
+                picos(i.call) + picos(helper_ns)
+            }
+            // Jumps, branches and the exit, as the verifier prices IR terminators.
+            _ => picos(i.branch),
+        }
+    }
+}
+
+/// The instruction that last wrote `reg` before `call` in the straight-line code leading to
+/// it, or `None` if that is not certain (a jump lands in between, or the program start).
+fn last_write(code: &[Insn], graph: &ControlFlow, call: usize, reg: u8) -> Option<usize> {
+    let mut index = call;
+    loop {
+        if graph.jump_targets[index] || index == 0 {
+            return None;
+        }
+        index -= 1;
+        let insn = &code[index];
+        if insn.is_second_slot {
+            continue;
+        }
+        // Another path may reach `index + 1` only by a jump, which stopped the walk; a jump
+        // instruction here only leaves, so the fall-through is this path.
+        if insn.writes(reg) {
+            return Some(index);
+        }
+    }
+}
+
+/// The map a map helper call operates on: set by `ld_imm64 r1, map` in straight-line code.
+fn map_of_call(
+    code: &[Insn],
+    graph: &ControlFlow,
+    map_types: &BTreeMap<usize, MapType>,
+    call: usize,
+) -> Option<MapType> {
+    let index = last_write(code, graph, call, 1)?;
+    (code[index].opcode == LD_IMM64).then(|| map_types.get(&index).copied()).flatten()
+}
+
+/// The size bound of a string read: `r2 = N` (`mov r2, imm`) in straight-line code, else the
+/// largest possible destination.
+fn read_len_of_call(code: &[Insn], graph: &ControlFlow, call: usize) -> u32 {
+    const MOV64_IMM: u8 = 0xb7;
+    const MOV32_IMM: u8 = 0xb4;
+    last_write(code, graph, call, 2)
+        .map(|index| code[index])
+        .filter(|insn| matches!(insn.opcode, MOV64_IMM | MOV32_IMM))
+        .and_then(|insn| u32::try_from(insn.imm).ok())
+        .map_or(MAX_STRING_READ_BYTES, |len| len.min(MAX_STRING_READ_BYTES))
+}
+
+/// The heaviest path from instruction 0, in picoseconds. Jumps only go forward, so a
+/// single reverse sweep is a topological order.
+fn worst_path(code: &[Insn], graph: &ControlFlow, prices: &Prices, map_types: &BTreeMap<usize, MapType>) -> u64 {
+    let mut best = vec![0u64; code.len()];
+    for index in (0..code.len()).rev() {
+        let insn = &code[index];
+        if insn.is_second_slot {
+            continue;
+        }
+        let map = insn.is_call().then(|| map_of_call(code, graph, map_types, index)).flatten();
+        let read_len = if insn.is_call() { read_len_of_call(code, graph, index) } else { 0 };
+        let tail = graph.successors[index].iter().map(|s| best[*s]).max().unwrap_or(0);
+        best[index] = prices.insn(insn, map, read_len) + tail;
+    }
+    best.first().copied().unwrap_or(0)
+}
+
+fn helper_calls(code: &[Insn]) -> BTreeMap<i32, u32> {
+    let mut calls = BTreeMap::new();
+    for insn in code.iter().filter(|i| !i.is_second_slot && i.is_call()) {
+        *calls.entry(insn.imm).or_insert(0) += 1;
+    }
+    calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::write::{Object as WriteObject, Relocation, Symbol, SymbolSection as WriteSection};
+    use object::{
+        Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
+    };
+    use ppis_manifest::{ProbeInfo, MANIFEST_VERSION};
+
+    fn insn(opcode: u8, dst: u8, src: u8, offset: i16, imm: i32) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[0] = opcode;
+        b[1] = dst | (src << 4);
+        b[2..4].copy_from_slice(&offset.to_le_bytes());
+        b[4..8].copy_from_slice(&imm.to_le_bytes());
+        b
+    }
+    fn mov_imm(dst: u8, imm: i32) -> [u8; 8] {
+        insn(0xb7, dst, 0, 0, imm)
+    }
+    fn call(id: i32) -> [u8; 8] {
+        insn(0x85, 0, 0, 0, id)
+    }
+    fn exit() -> [u8; 8] {
+        insn(0x95, 0, 0, 0, 0)
+    }
+    fn ja(offset: i16) -> [u8; 8] {
+        insn(0x05, 0, 0, offset, 0)
+    }
+
+    /// `r1 = map[counts]; r2 = r10; r2 += -8; *(u64*)(r10-8) = 0; call lookup; r0 = 0; exit`.
+    fn lookup_program() -> Vec<[u8; 8]> {
+        vec![
+            insn(0x7a, 10, 0, -8, 0),
+            insn(LD_IMM64, 1, 0, 0, 0),
+            [0; 8],
+            insn(0xbf, 2, 10, 0, 0),
+            insn(0x07, 2, 0, 0, -8),
+            call(helper::MAP_LOOKUP_ELEM),
+            mov_imm(0, 0),
+            exit(),
+        ]
+    }
+
+    fn manifest(rate: u64) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            budget_percent: 1.0,
+            probes: vec![ProbeInfo {
+                program: "probe0".into(),
+                attach: Attach::Tracepoint { category: "syscalls".into(), name: "sys_enter_getpid".into() },
+                rate_per_sec: Some(rate),
+                line: 1,
+            }],
+            maps: vec![],
+        }
+    }
+
+    /// An object like `ppisc`'s: one array map, one tracepoint program with a relocation at
+    /// its `ld_imm64` (slot 1).
+    fn object(code: &[[u8; 8]], manifest: &Manifest) -> Vec<u8> {
+        let mut obj = WriteObject::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
+        let maps = obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data);
+        let def: Vec<u8> = [2u32, 4, 8, 1, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let offset = obj.append_section_data(maps, &def, 4);
+        let map = obj.add_symbol(Symbol {
+            name: b"counts".to_vec(),
+            value: offset,
+            size: 20,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: WriteSection::Section(maps),
+            flags: SymbolFlags::None,
+        });
+        let text = obj.add_section(Vec::new(), b"tracepoint/probe0".to_vec(), SectionKind::Text);
+        let bytes: Vec<u8> = code.iter().flatten().copied().collect();
+        let start = obj.append_section_data(text, &bytes, 8);
+        obj.add_symbol(Symbol {
+            name: b"probe0".to_vec(),
+            value: start,
+            size: bytes.len() as u64,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: WriteSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+        obj.add_relocation(
+            text,
+            Relocation {
+                offset: start + 8,
+                symbol: map,
+                addend: 0,
+                flags: RelocationFlags::Elf { r_type: object::elf::R_BPF_64_64 },
+            },
+        )
+        .unwrap();
+        let section = obj.add_section(Vec::new(), MANIFEST_SECTION.as_bytes().to_vec(), SectionKind::Other);
+        obj.append_section_data(section, manifest.to_json().as_bytes(), 1);
+        obj.write().unwrap()
+    }
+
+    fn header(profile: &CostProfile) -> Header {
+        Header {
+            name: "t".into(),
+            compiler_version: "test".into(),
+            cost_profile_hash: profile.hash(),
+            source_hash: "ab".repeat(32),
+            entries: vec![],
+        }
+    }
+
+    fn certificate(object: &[u8], profile: &CostProfile, rate: u64, bound_ns: f64) -> Vec<u8> {
+        serde_json::json!({
+            "version": 1, "accepted": true, "budget_percent": 1.0, "cpus": 2,
+            "hashes": {"source": format!("sha256:{}", "ab".repeat(32)), "ir": "sha256:00",
+                       "bytecode": format!("sha256:{}", sha256_hex(object))},
+            "cost_profile": {"hash": profile.hash(), "host": "", "measured_at": ""},
+            "probes": [{"program": "probe0", "trigger": "tracepoint", "rate_per_sec": rate, "accepted": true,
+                        "cost": {"bound_ns": bound_ns}}]
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// Builds a bundle's parts around `code`, certifying `bound_ns`, and checks them.
+    fn check_code(code: &[[u8; 8]], bound_ns: f64) -> Result<PccReport, PccError> {
+        let profile = CostProfile::reference();
+        let manifest = manifest(1000);
+        let object = object(code, &manifest);
+        let certificate = certificate(&object, &profile, 1000, bound_ns);
+        let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
+        check(&header(&profile), &manifest, &object, &certificate, &policy)
+    }
+
+    #[test]
+    fn an_honest_program_is_accepted_with_its_bytecode_cost() {
+        let report = check_code(&lookup_program(), 80.0).unwrap();
+        let probe = &report.probes[0];
+        // Trigger 60 + store 0.5 + ld_imm64 0.5 + mov 0.5 + add 0.5 + call (2 + array lookup 10)
+        // + mov 0.5 + exit 1: the map is known from the relocation to be an array.
+        assert_eq!(probe.bytecode_bound_ns, 75.5);
+        assert_eq!(probe.instructions, 7);
+        assert_eq!(probe.helper_calls, BTreeMap::from([(1, 1)]));
+        // 1 % of 2 CPUs at 1000/s.
+        assert_eq!(probe.allowed_ns, 20_000.0);
+    }
+
+    #[test]
+    fn a_forbidden_helper_is_refused() {
+        let mut code = lookup_program();
+        code[5] = call(36); // bpf_probe_write_user
+        let error = check_code(&code, 80.0).unwrap_err();
+        assert_eq!(error.rule, Rule::Helper);
+        assert_eq!(error.message, "program probe0: insn 5 calls helper #36, which tracepoint programs may not call");
+    }
+
+    #[test]
+    fn a_back_edge_is_refused() {
+        let mut code = lookup_program();
+        code[6] = ja(-2);
+        let error = check_code(&code, 80.0).unwrap_err();
+        assert_eq!(error.rule, Rule::ControlFlow);
+        assert_eq!(error.message, "program probe0: insn 6 jumps back to insn 5: the bytecode has a loop");
+    }
+
+    #[test]
+    fn jumps_out_of_the_program_and_falling_off_the_end_are_refused() {
+        let mut code = lookup_program();
+        code[6] = ja(5);
+        assert!(check_code(&code, 80.0).unwrap_err().message.contains("jumps to 12, which is not an instruction"));
+        let mut code = lookup_program();
+        code.pop();
+        let error = check_code(&code, 80.0).unwrap_err();
+        assert!(error.message.contains("run past the last instruction"), "{error}");
+        let mut code = lookup_program();
+        code[0] = ja(1); // lands in the middle of the ld_imm64
+        assert!(check_code(&code, 80.0).unwrap_err().message.contains("jumps to 2"));
+    }
+
+    #[test]
+    fn appended_helper_calls_exceed_the_certified_bound() {
+        let mut code = lookup_program();
+        let exit = code.pop().unwrap();
+        code.extend(std::iter::repeat_n(call(helper::GET_CURRENT_COMM), 4));
+        code.push(exit);
+        let error = check_code(&code, 80.0).unwrap_err();
+        assert_eq!(error.rule, Rule::Cost);
+        assert!(error.message.contains("more than the certified 80.0 ns"), "{error}");
+    }
+
+    #[test]
+    fn a_program_over_the_budget_is_refused_even_if_certified() {
+        let mut code = lookup_program();
+        let exit = code.pop().unwrap();
+        // 2000 comm reads cost 44 µs, over the 20 µs per event the budget allows at 1000/s.
+        code.extend(std::iter::repeat_n(call(helper::GET_CURRENT_COMM), 2000));
+        code.push(exit);
+        let error = check_code(&code, 1e9).unwrap_err();
+        assert_eq!(error.rule, Rule::Cost);
+        assert!(error.message.contains("over the 20000.0 ns the budget allows at 1000/s"), "{error}");
+    }
+
+    #[test]
+    fn pseudo_calls_atomics_and_pseudo_loads_are_refused() {
+        for (slot, bad) in [(5, insn(0x85, 0, 1, 0, 2)), (0, insn(0xdb, 10, 1, -8, 0)), (1, insn(LD_IMM64, 1, 1, 0, 3))]
+        {
+            let mut code = lookup_program();
+            code[slot] = bad;
+            let error = check_code(&code, 80.0).unwrap_err();
+            assert_eq!(error.rule, Rule::Instruction, "{error}");
+        }
+    }
+
+    #[test]
+    fn tampered_hashes_profiles_and_manifests_are_refused() {
+        let profile = CostProfile::reference();
+        let manifest = manifest(1000);
+        let object = object(&lookup_program(), &manifest);
+        let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
+        let good = certificate(&object, &profile, 1000, 80.0);
+        check(&header(&profile), &manifest, &object, &good, &policy).unwrap();
+
+        let mut other_object = object.clone();
+        let last = other_object.len() - 1;
+        other_object[last] ^= 1;
+        let error = check(&header(&profile), &manifest, &other_object, &good, &policy).unwrap_err();
+        assert_eq!(error.rule, Rule::Hash);
+
+        let mut other = profile.clone();
+        other.triggers.tracepoint += 1.0;
+        let foreign = certificate(&object, &other, 1000, 80.0);
+        let error = check(&header(&other), &manifest, &object, &foreign, &policy).unwrap_err();
+        assert_eq!(error.rule, Rule::Profile);
+        let lenient = HostPolicy { require_profile_match: false, ..policy.clone() };
+        check(&header(&other), &manifest, &object, &foreign, &lenient).unwrap();
+
+        let error = check(&header(&profile), &self::manifest(50), &object, &good, &policy).unwrap_err();
+        assert_eq!(error.rule, Rule::Consistency);
+        assert!(error.message.contains("differs from manifest.json"), "{error}");
+
+        let error = check(&header(&profile), &manifest, &object, b"{}", &policy).unwrap_err();
+        assert_eq!(error.rule, Rule::Certificate);
+        let error = check(&header(&profile), &manifest, b"not elf", &good, &policy).unwrap_err();
+        assert_eq!(error.rule, Rule::Hash);
+    }
+}

@@ -1,0 +1,183 @@
+//! The daemon's TOML configuration (`docs/runtime.md`): where bundles and trusted keys are,
+//! the host overhead cap, the metrics address, the audit log and the breaker's timing.
+//!
+//! Boundary: parsing and validation only; relative paths are resolved against the config
+//! file's directory so a config can travel with its keys and bundles.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default host-wide overhead cap, percent of all CPUs.
+pub const DEFAULT_HOST_CAP_PERCENT: f64 = 2.0;
+/// Default metrics address: loopback only, the Prometheus port range.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    trusted_keys: Vec<PathBuf>,
+    bundle_dir: PathBuf,
+    audit_log: PathBuf,
+    #[serde(default = "default_cap")]
+    host_overhead_cap_percent: f64,
+    #[serde(default = "default_listen")]
+    metrics_listen: String,
+    #[serde(default = "default_poll_ms")]
+    poll_interval_ms: u64,
+    cost_profile: Option<PathBuf>,
+    #[serde(default = "default_true")]
+    require_profile_match: bool,
+    #[serde(default = "default_rate_tolerance")]
+    rate_tolerance_percent: f64,
+    #[serde(default = "default_backoff")]
+    breaker_backoff_secs: u64,
+    #[serde(default = "default_max_backoff")]
+    breaker_max_backoff_secs: u64,
+}
+
+fn default_cap() -> f64 {
+    DEFAULT_HOST_CAP_PERCENT
+}
+fn default_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_string()
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_rate_tolerance() -> f64 {
+    10.0
+}
+fn default_backoff() -> u64 {
+    5
+}
+fn default_max_backoff() -> u64 {
+    300
+}
+
+/// A validated configuration with absolute paths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Public key files (`ppisc keygen`'s `KEY.pub`, or lists of them); their union is trusted.
+    pub trusted_keys: Vec<PathBuf>,
+    /// Where `*.ppb` bundles are picked up; polled for additions and removals.
+    pub bundle_dir: PathBuf,
+    /// Hash-chained JSON lines, appended to.
+    pub audit_log: PathBuf,
+    /// Probes of all bundles together may use at most this share of all CPUs, percent.
+    pub host_overhead_cap_percent: f64,
+    pub metrics_listen: SocketAddr,
+    /// How often the directory is scanned and the probes are measured.
+    pub poll_interval: Duration,
+    /// The host cost profile (JSON); `None`: the one shipped with ppis (`profiles/default.json`).
+    pub cost_profile: Option<PathBuf>,
+    /// Refuse bundles whose certificate used another cost profile than this host's.
+    pub require_profile_match: bool,
+    /// A probe may exceed its declared rate by this much (percent) in one interval before the
+    /// breaker trips.
+    pub rate_tolerance_percent: f64,
+    /// First re-arm delay after a trip; doubled on every further trip.
+    pub breaker_backoff: Duration,
+    /// Longest re-arm delay.
+    pub breaker_max_backoff: Duration,
+}
+
+impl Config {
+    /// Parses `text`, resolving relative paths against `base` (the config file's directory).
+    pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| error.to_string().trim_end().to_string())?;
+        let resolve = |path: &PathBuf| if path.is_absolute() { path.clone() } else { base.join(path) };
+        let metrics_listen = raw
+            .metrics_listen
+            .parse()
+            .map_err(|_| format!("metrics_listen `{}` is not an address like 127.0.0.1:9464", raw.metrics_listen))?;
+        let cap = raw.host_overhead_cap_percent;
+        if !(cap.is_finite() && cap > 0.0 && cap <= 100.0) {
+            return Err(format!("host_overhead_cap_percent is {cap}, it must be in (0, 100]"));
+        }
+        if raw.trusted_keys.is_empty() {
+            return Err("trusted_keys is empty: no bundle could ever be accepted".to_string());
+        }
+        if raw.poll_interval_ms == 0 || raw.poll_interval_ms > 60_000 {
+            return Err(format!("poll_interval_ms is {}, it must be in 1..=60000", raw.poll_interval_ms));
+        }
+        let tolerance = raw.rate_tolerance_percent;
+        if !(tolerance.is_finite() && tolerance >= 0.0) {
+            return Err(format!("rate_tolerance_percent is {tolerance}, it must be at least 0"));
+        }
+        if raw.breaker_backoff_secs == 0 || raw.breaker_max_backoff_secs < raw.breaker_backoff_secs {
+            return Err("breaker_backoff_secs must be at least 1 and at most breaker_max_backoff_secs".to_string());
+        }
+        Ok(Config {
+            trusted_keys: raw.trusted_keys.iter().map(resolve).collect(),
+            bundle_dir: resolve(&raw.bundle_dir),
+            audit_log: resolve(&raw.audit_log),
+            host_overhead_cap_percent: cap,
+            metrics_listen,
+            poll_interval: Duration::from_millis(raw.poll_interval_ms),
+            cost_profile: raw.cost_profile.as_ref().map(resolve),
+            require_profile_match: raw.require_profile_match,
+            rate_tolerance_percent: tolerance,
+            breaker_backoff: Duration::from_secs(raw.breaker_backoff_secs),
+            breaker_max_backoff: Duration::from_secs(raw.breaker_max_backoff_secs),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|error| format!("{}: {error}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "trusted_keys = [\"keys/ops.pub\"]\nbundle_dir = \"bundles\"\naudit_log = \"/var/log/ppis/audit.log\"\n";
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let config = Config::parse(MINIMAL, Path::new("/etc/ppis")).unwrap();
+        insta::assert_snapshot!(format!("{config:#?}"));
+    }
+
+    #[test]
+    fn every_field_can_be_set() {
+        let text = format!(
+            "{MINIMAL}host_overhead_cap_percent = 0.5\nmetrics_listen = \"0.0.0.0:9000\"\npoll_interval_ms = 250\n\
+             cost_profile = \"/etc/ppis/profile.json\"\nrequire_profile_match = false\nrate_tolerance_percent = 0\n\
+             breaker_backoff_secs = 2\nbreaker_max_backoff_secs = 60\n"
+        );
+        let config = Config::parse(&text, Path::new("/")).unwrap();
+        assert_eq!(config.host_overhead_cap_percent, 0.5);
+        assert_eq!(config.metrics_listen.port(), 9000);
+        assert_eq!(config.poll_interval, Duration::from_millis(250));
+        assert!(!config.require_profile_match);
+        assert_eq!(config.breaker_max_backoff, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let cases = [
+            ("bundle_dir = \"b\"\naudit_log = \"a\"\n", "missing field `trusted_keys`"),
+            (&format!("{MINIMAL}colour = 1\n"), "unknown field `colour`"),
+            (&format!("{MINIMAL}host_overhead_cap_percent = 0\n"), "must be in (0, 100]"),
+            (&format!("{MINIMAL}metrics_listen = \"localhost\"\n"), "is not an address"),
+            (&format!("{MINIMAL}poll_interval_ms = 0\n"), "poll_interval_ms is 0"),
+            ("trusted_keys = []\nbundle_dir = \"b\"\naudit_log = \"a\"\n", "no bundle could ever be accepted"),
+            (&format!("{MINIMAL}breaker_backoff_secs = 10\nbreaker_max_backoff_secs = 5\n"), "breaker_backoff_secs"),
+        ];
+        for (text, expected) in cases {
+            let error = Config::parse(text, Path::new("/")).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+}
