@@ -31,12 +31,22 @@ enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
         /// Show each probe's worst path with per-instruction costs and the cost breakdown.
         #[arg(long)]
         explain_cost: bool,
     },
+    /// Rewrite FILEs in the canonical layout (comments kept); files with syntax errors are left alone.
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing; exit 1 if a file is not formatted (for CI and pre-commit).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Explain a diagnostic code (e.g. E0208) with a wrong and a right example.
+    Explain { code: String },
     /// Print the IR of every probe in FILE.
     Ir { file: PathBuf },
     /// Compile FILE to an eBPF ELF object, or with --key to a signed bundle (NAME.ppb).
@@ -102,6 +112,15 @@ enum Format {
     Json,
 }
 
+/// Output of `ppisc check`: `run` has no SARIF.
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, for code-scanning services.
+    Sarif,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Color {
     Auto,
@@ -144,6 +163,8 @@ fn main() -> ExitCode {
     let ctx = Ctx { color, profile };
     let result = match cli.command {
         Command::Check { files, format, explain_cost } => check(&ctx, &files, format, explain_cost),
+        Command::Fmt { files, check } => fmt(&files, check, color),
+        Command::Explain { code } => explain_code(&code),
         Command::Ir { file } => ir(&file, color),
         Command::Build { file, output, key, certificate, emit_coq } => {
             build(&ctx, &file, &output, key.as_deref(), certificate.as_deref(), emit_coq.as_deref())
@@ -234,9 +255,10 @@ fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(St
     Ok(compiled.map(|c| (source.text, c)))
 }
 
-fn check(ctx: &Ctx, files: &[PathBuf], format: Format, explain_cost: bool) -> Result<ExitCode> {
+fn check(ctx: &Ctx, files: &[PathBuf], format: CheckFormat, explain_cost: bool) -> Result<ExitCode> {
     let mut findings = false;
     let mut json = Vec::new();
+    let mut sarif: Vec<(String, String, Vec<Diagnostic>)> = Vec::new();
     for path in files {
         let Source { text: source, encoding_error } = read_source(path)?;
         let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(LowerOptions::default()));
@@ -246,18 +268,69 @@ fn check(ctx: &Ctx, files: &[PathBuf], format: Format, explain_cost: bool) -> Re
             print!("{}", explain(compiled, path, &source));
         }
         match format {
-            Format::Text => print_diagnostics(&diags, path, &source, ctx.color),
-            Format::Json => {
+            CheckFormat::Text => print_diagnostics(&diags, path, &source, ctx.color),
+            CheckFormat::Json => {
                 let rendered = ppis_lang::render::json(&diags, &path.display().to_string(), &source);
                 let value: serde_json::Value = serde_json::from_str(&rendered).context("diagnostics as JSON")?;
                 json.extend(value.as_array().cloned().unwrap_or_default());
             }
+            CheckFormat::Sarif => sarif.push((path.display().to_string(), source, diags)),
         }
     }
-    if let Format::Json = format {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+    match format {
+        CheckFormat::Text => {}
+        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        CheckFormat::Sarif => {
+            let files: Vec<ppis_lang::sarif::SarifFile<'_>> = sarif
+                .iter()
+                .map(|(name, source, diagnostics)| ppis_lang::sarif::SarifFile { name, source, diagnostics })
+                .collect();
+            println!("{}", ppis_lang::sarif::render(&files));
+        }
     }
     Ok(if findings { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `ppisc fmt [--check]`: exit 1 if a file has syntax errors or, with `--check`, is not formatted.
+fn fmt(files: &[PathBuf], check_only: bool, color: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let source = read_source(path)?;
+        if let Some(diag) = &source.encoding_error {
+            print_diagnostics(std::slice::from_ref(diag), path, &source.text, color);
+            failed = true;
+            continue;
+        }
+        match ppis_lang::fmt::format_source(&source.text) {
+            Err(diags) => {
+                print_diagnostics(&diags, path, &source.text, color);
+                eprintln!("{}: not formatted: fix the syntax errors first", path.display());
+                failed = true;
+            }
+            Ok(formatted) if formatted == source.text => {}
+            Ok(_) if check_only => {
+                eprintln!("{}: not formatted (run `ppisc fmt {}`)", path.display(), path.display());
+                failed = true;
+            }
+            Ok(formatted) => write(path, formatted)?,
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `ppisc explain CODE`.
+fn explain_code(code: &str) -> Result<ExitCode> {
+    match ppis_lang::explain::page(code) {
+        Some(page) => {
+            print!("{page}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let known: Vec<&str> = ppis_lang::diag::CODES.iter().map(|info| info.code).collect();
+            eprintln!("error: no diagnostic code `{code}`; the codes are {}", known.join(", "));
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 fn ir(path: &Path, color: bool) -> Result<ExitCode> {

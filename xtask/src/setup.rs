@@ -40,6 +40,12 @@ pub fn setup(strictness: Strictness) -> Result<(), String> {
             Strictness::Lenient => eprintln!("xtask: warning: {message}"),
         }
     }
+    if let Err(message) = install_python_tools() {
+        match strictness {
+            Strictness::Strict => return Err(message),
+            Strictness::Lenient => eprintln!("xtask: warning: {message}"),
+        }
+    }
     mount_tracefs()?;
     // Run-time statistics let the runtime report each probe's measured cost. Not fatal:
     // probes load and run without it.
@@ -47,6 +53,31 @@ pub fn setup(strictness: Strictness) -> Result<(), String> {
         eprintln!("xtask: warning: cannot enable {BPF_STATS}: {error}");
     }
     Ok(())
+}
+
+/// pre-commit: the pre-commit hook test runs the real tool.
+fn install_python_tools() -> Result<(), String> {
+    let works = |program: &str| {
+        Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    if works("pre-commit") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing pre-commit (pip)");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "pre-commit"])
+        .status()
+        .map_err(|e| format!("cannot run python3 -m pip: {e}"))?;
+    if !status.success() {
+        return Err("pip install pre-commit failed".into());
+    }
+    // pyenv puts new console scripts on PATH only after a rehash.
+    let _ = Command::new("pyenv").arg("rehash").status();
+    if works("pre-commit") {
+        Ok(())
+    } else {
+        Err("pre-commit was installed but is not on PATH".into())
+    }
 }
 
 fn is_root() -> bool {
