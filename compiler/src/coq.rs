@@ -10,6 +10,11 @@
 //! acyclic, every edge goes forward); unreachable blocks are left out since they never run.
 //! [`structural_wcet`] computes exactly what the Coq `wcet` computes on the exported term, so
 //! a caller can pass a bound Coq will accept.
+//!
+//! Not every probe fits the Coq model ([`unsupported`]): one with a loop (the Coq checker
+//! proves termination by `check_acyclic`) or a string read (a helper the model lacks) is
+//! exported as a file holding only a comment that says why; the verifier's certificate alone
+//! covers it, and its structural bound is `u64::MAX` (none). See docs/proofs.md.
 
 use std::fmt::Write;
 
@@ -34,14 +39,16 @@ impl HelperKind {
         HelperKind::GetSmpProcessorId,
     ];
 
-    pub fn of(helper: Helper) -> HelperKind {
-        match helper {
+    /// The helper's kind; `None` for a helper the Coq model does not have.
+    pub fn of(helper: Helper) -> Option<HelperKind> {
+        Some(match helper {
             Helper::GetCurrentPidTgid => HelperKind::GetCurrentPidTgid,
             Helper::GetCurrentUidGid => HelperKind::GetCurrentUidGid,
             Helper::GetCurrentComm { .. } => HelperKind::GetCurrentComm,
             Helper::KtimeGetNs => HelperKind::KtimeGetNs,
             Helper::GetSmpProcessorId => HelperKind::GetSmpProcessorId,
-        }
+            Helper::ProbeReadStr { .. } => return None,
+        })
     }
 
     fn coq(self) -> &'static str {
@@ -99,7 +106,8 @@ const MAP_TYPES: [MapType; 4] = [MapType::Hash, MapType::Array, MapType::PerCpuH
 
 impl CostItem {
     /// What `op` is priced as; `None` for a map operation on a map that does not exist, which
-    /// the Coq `op_cost` prices at 0 (and `check_bounds` rejects).
+    /// the Coq `op_cost` prices at 0 (and `check_bounds` rejects), and for a helper the model
+    /// lacks (such functions are not exported).
     pub fn of_op(op: &Op, maps: &[Map]) -> Option<CostItem> {
         let map_kind = |m: usize| maps.get(m).map(|map| map.kind);
         Some(match op {
@@ -112,7 +120,7 @@ impl CostItem {
             Op::LoadSlot { .. } => CostItem::LoadSlot,
             Op::StoreSlot { .. } => CostItem::StoreSlot,
             Op::ZeroSlot { .. } => CostItem::ZeroSlot,
-            Op::Call { helper, .. } => CostItem::Helper(HelperKind::of(*helper)),
+            Op::Call { helper, .. } => CostItem::Helper(HelperKind::of(*helper)?),
             Op::MapLookup { map, .. } => CostItem::MapLookup(map_kind(*map)?),
             Op::MapUpdate { map, .. } => CostItem::MapUpdate(map_kind(*map)?),
             Op::MapDelete { map, .. } => CostItem::MapDelete(map_kind(*map)?),
@@ -202,6 +210,9 @@ fn block_cost(func: &Function, block: Block, maps: &[Map], cost: &dyn Fn(CostIte
 /// cyclic control flow the number means nothing (Coq's `check_acyclic` fails on it anyway).
 /// Sums saturate at `u64::MAX`, where Coq's unbounded numbers would go on.
 pub fn structural_wcet(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
+    if unsupported(func).is_some() {
+        return u64::MAX;
+    }
     let blocks = ordered_blocks(func);
     let mut table = vec![0u64; blocks.len()];
     for i in (0..blocks.len()).rev() {
@@ -367,7 +378,28 @@ fn helper(h: Helper) -> String {
         Helper::GetCurrentComm { slot } => format!("(GetCurrentComm {})", slot.0),
         Helper::KtimeGetNs => "KtimeGetNs".into(),
         Helper::GetSmpProcessorId => "GetSmpProcessorId".into(),
+        // `unsupported` keeps functions with string reads from being exported as terms.
+        Helper::ProbeReadStr { .. } => "(* probe_read_str is not in the Coq model *)".into(),
     }
+}
+
+/// Why the Coq model cannot express `func`, if it cannot: a loop (the Coq `check_acyclic`
+/// proves termination only for acyclic control flow; the verifier proves loops bounded with
+/// Z3 instead) or a string read (a helper `proofs/IR.v` does not model).
+pub fn unsupported(func: &Function) -> Option<String> {
+    let blocks = ordered_blocks(func);
+    if blocks.iter().enumerate().any(|(i, b)| b.successors.iter().any(|&s| s <= i)) {
+        return Some("it contains a loop, and the Coq checker proves termination only for acyclic control flow".into());
+    }
+    let reads_string = func
+        .cfg
+        .node_weights()
+        .flat_map(|b| &b.insts)
+        .any(|i| matches!(i.op, Op::Call { helper: Helper::ProbeReadStr { .. }, .. }));
+    if reads_string {
+        return Some("it reads a string with `str(ptr, N)`, a helper the Coq model does not have".into());
+    }
+    None
 }
 
 fn op(o: &Op) -> String {
@@ -507,6 +539,16 @@ fn cost_table_term(ident: &str, cost: &dyn Fn(CostItem) -> u64) -> String {
 /// below [`structural_wcet`].
 pub fn export_function(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) -> u64, bound: u64) -> String {
     let ident = coq_identifier(&func.name);
+    if let Some(reason) = unsupported(func) {
+        return format!(
+            "(* Proof artifact for probe `{}`, generated by ppisc from its IR. *)\n\
+             (* Not exported to Coq: {}. The verifier's certificate is this probe's only proof \
+             (see docs/proofs.md); this file states no theorem. *)\n",
+            comment_text(&func.name),
+            // Fixed texts of `unsupported`, free of `(*`, `*)` and quotes: safe in a comment.
+            reason
+        );
+    }
     let block_count = ordered_blocks(func).len();
     let plain_bound = bound;
     let bound = n(bound);

@@ -61,6 +61,12 @@ pub enum MapKindAst {
     },
     /// Plain key/value map.
     Hash,
+    /// `array[N]` / `percpu_array[N]`: `N` slots indexed `0..N`, all present from the start.
+    /// `len` is `None` when the declaration gave no `[N]` (reported by the checker).
+    Array {
+        len: Option<u64>,
+        per_cpu: bool,
+    },
     /// A kind name the parser does not know (reported by the checker with suggestions).
     Unknown(String),
 }
@@ -146,6 +152,8 @@ pub enum StmtKind {
     IfLet { name: Ident, source: MapRef, then: Block, otherwise: Option<Block> },
     /// `return;`
     Return,
+    /// `for VAR in START..END { .. }`: `VAR` counts up from `START` while below `END`.
+    For { var: Ident, start: Expr, end: Expr, body: Block },
     /// A statement the parser could not make sense of (already reported).
     Error,
 }
@@ -192,6 +200,11 @@ pub enum ExprKind {
     Cast {
         expr: Box<Expr>,
         ty: TypeExpr,
+    },
+    /// `NAME(args)`: a built-in function such as `str(ptr, N)` (the checker resolves it).
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
     },
     /// An expression the parser could not make sense of (already reported).
     Error,

@@ -119,6 +119,10 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0220", title: "constant arithmetic overflow or division by zero" },
     CodeInfo { code: "E0221", title: "assignment to an aggregation" },
     CodeInfo { code: "E0222", title: "delete on an unkeyed map" },
+    CodeInfo { code: "E0223", title: "delete on an array map" },
+    CodeInfo { code: "E0224", title: "invalid array map declaration" },
+    CodeInfo { code: "E0225", title: "unknown function" },
+    CodeInfo { code: "E0226", title: "wrong arguments to a built-in function" },
     // Probe targets, budget and rates.
     CodeInfo { code: "E0301", title: "unknown probe kind" },
     CodeInfo { code: "E0302", title: "unknown tracepoint" },
@@ -144,6 +148,8 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0411", title: "read-modify-write race on a shared hash map" },
     CodeInfo { code: "E0412", title: "malformed IR" },
     CodeInfo { code: "E0413", title: "cost bound not confirmed by the SMT solver" },
+    CodeInfo { code: "E0414", title: "array index may be out of bounds" },
+    CodeInfo { code: "E0415", title: "unbounded string read" },
     CodeInfo { code: "E0500", title: "code generation failed" },
     CodeInfo { code: "E0501", title: "the file declares no probes" },
     // Warnings.

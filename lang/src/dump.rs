@@ -35,6 +35,8 @@ fn map_kind(kind: MapKind) -> String {
         MapKind::Hist => "hist".into(),
         MapKind::Lhist { lo, hi, step } => format!("lhist({lo}, {hi}, {step})"),
         MapKind::Hash => "hash".into(),
+        MapKind::Array { len, per_cpu: false } => format!("array[{len}]"),
+        MapKind::Array { len, per_cpu: true } => format!("percpu_array[{len}]"),
     }
 }
 
@@ -98,6 +100,11 @@ fn write_stmt(out: &mut String, stmt: &Stmt, depth: usize, program: &Program) {
         }
         StmtKind::Return => {
             let _ = writeln!(out, "{indent}return");
+        }
+        StmtKind::For { local, start, end, body } => {
+            let _ = writeln!(out, "{indent}for local{local} in {}..{} {{", expr(start, program), expr(end, program));
+            write_block(out, body, depth + 1, program);
+            let _ = writeln!(out, "{indent}}}");
         }
     }
 }
@@ -166,6 +173,13 @@ pub fn expr(e: &Expr, program: &Program) -> String {
             format!("ctx[{offset}, {size}{}]", if *signed { ", signed" } else { "" })
         }
         ExprKind::CtxStr { offset, len } => format!("ctx_str[{offset}, {len}]"),
+        ExprKind::ReadStr { ptr, len, space } => {
+            let space = match space {
+                crate::hir::AddressSpace::User => "user",
+                crate::hir::AddressSpace::Kernel => "kernel",
+            };
+            format!("(read_str.{space} {} {len})", expr(ptr, program))
+        }
         ExprKind::Coalesce { map, keys, default } => {
             format!("(?? {} {})", map_ref(*map, keys, program), expr(default, program))
         }

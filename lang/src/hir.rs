@@ -52,11 +52,21 @@ pub enum MapKind {
     },
     /// Plain key/value map.
     Hash,
+    /// `array[len]` (or `percpu_array[len]`): `len` values indexed by a `u64` key in
+    /// `0..len`, every slot present (zero) from the start; read and written like `Hash`.
+    Array {
+        len: u32,
+        per_cpu: bool,
+    },
 }
 
 impl MapKind {
     pub fn is_aggregation(self) -> bool {
-        !matches!(self, MapKind::Hash)
+        !matches!(self, MapKind::Hash | MapKind::Array { .. })
+    }
+    /// Maps read and written with `m[k] = v`, `m[k] ?? d` and `if let`.
+    pub fn is_plain(self) -> bool {
+        matches!(self, MapKind::Hash | MapKind::Array { .. })
     }
 }
 
@@ -133,6 +143,23 @@ pub enum StmtKind {
         otherwise: Vec<Stmt>,
     },
     Return,
+    /// `for local in start..end { body }`: `start` and `end` (both `u64`) are evaluated once
+    /// before the loop; `local` (read-only in `body`) counts up by 1 while below `end`.
+    For {
+        local: LocalId,
+        start: Expr,
+        end: Expr,
+        body: Vec<Stmt>,
+    },
+}
+
+/// Which memory a pointer read by `str(ptr, N)` points into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSpace {
+    /// User memory: uprobe arguments, and the pointer arguments of syscall tracepoints.
+    User,
+    /// Kernel memory: pointers in other tracepoints' records.
+    Kernel,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -166,7 +193,14 @@ pub enum ExprKind {
         offset: u32,
         len: u32,
     },
-    /// `m[k] ?? default` on a `Hash` map.
+    /// `str(ptr, N)`: the NUL-terminated string at `ptr` (a `u64`), at most `len - 1` bytes
+    /// and a NUL, read from `space` into a zeroed `str[len]`; a faulting read gives "".
+    ReadStr {
+        ptr: Box<Expr>,
+        len: u32,
+        space: AddressSpace,
+    },
+    /// `m[k] ?? default` on a `Hash` or `Array` map.
     Coalesce {
         map: MapId,
         keys: Vec<Expr>,

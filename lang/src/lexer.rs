@@ -77,6 +77,10 @@ pub enum Tok<'src> {
     Delete,
     #[token("return")]
     Return,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
     #[token("as")]
     As,
     #[token("true")]
@@ -123,6 +127,9 @@ pub enum Tok<'src> {
     Semi,
     #[token(".")]
     Dot,
+    /// `..` in `for i in 0..N`.
+    #[token("..")]
+    DotDot,
     #[token("->")]
     Arrow,
     #[token("??")]
@@ -198,6 +205,8 @@ impl Tok<'_> {
             Tok::Else => "else",
             Tok::Delete => "delete",
             Tok::Return => "return",
+            Tok::For => "for",
+            Tok::In => "in",
             Tok::As => "as",
             Tok::True => "true",
             Tok::False => "false",
@@ -212,6 +221,7 @@ impl Tok<'_> {
             Tok::Colon => ":",
             Tok::Semi => ";",
             Tok::Dot => ".",
+            Tok::DotDot => "..",
             Tok::Arrow => "->",
             Tok::Coalesce => "??",
             Tok::Assign => "=",

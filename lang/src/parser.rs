@@ -162,7 +162,7 @@ const OPERATORS: &[&str] = &[
     "\"+\"", "\"-\"", "\"*\"", "\"/\"", "\"%\"", "\"&\"", "\"|\"", "\"^\"", "\"<<\"", "\">>\"", "\"==\"", "\"!=\"",
     "\"<\"", "\"<=\"", "\">\"", "\">=\"", "\"&&\"", "\"||\"", "\"??\"", "\"as\"",
 ];
-const STATEMENT_STARTS: &[&str] = &["\"let\"", "\"if\"", "\"delete\"", "\"return\"", "Identifier"];
+const STATEMENT_STARTS: &[&str] = &["\"let\"", "\"if\"", "\"for\"", "\"delete\"", "\"return\"", "Identifier"];
 const ITEM_STARTS: &[&str] = &["\"budget\"", "\"const\"", "\"map\"", "\"probe\""];
 
 /// Reads lalrpop's expected-terminal list as a phrase, collapsing the long lists (every
@@ -269,6 +269,8 @@ pub(crate) mod actions {
             "avg" => Some(MapKindAst::Avg),
             "hist" => Some(MapKindAst::Hist),
             "hash" => Some(MapKindAst::Hash),
+            "array" => Some(MapKindAst::Array { len: None, per_cpu: false }),
+            "percpu_array" => Some(MapKindAst::Array { len: None, per_cpu: true }),
             _ => None,
         };
         let node = match (name, simple, params) {
@@ -306,6 +308,32 @@ pub(crate) mod actions {
             (_, None, _) => MapKindAst::Unknown(name.to_string()),
         };
         Spanned { node, span }
+    }
+
+    /// `map NAME: KIND[N] ...;`: only array kinds take a length in brackets.
+    pub fn sized_map(
+        name: Ident,
+        mut kind: Spanned<MapKindAst>,
+        len: Spanned<u64>,
+        kind_with_len: Span,
+        value: Option<TypeExpr>,
+        max: Option<Spanned<u64>>,
+        span: Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> MapDecl {
+        match &mut kind.node {
+            MapKindAst::Array { len: slot, .. } => *slot = Some(len.node),
+            // An unknown kind is reported (with suggestions) by the checker.
+            MapKindAst::Unknown(_) => {}
+            _ => diags.push(
+                Diagnostic::error("E0214", "only array maps take a length in brackets", len.span)
+                    .label("a length, where key types were expected")
+                    .with_help("keyed maps list key types, e.g. `count[u32] max 1024`; arrays are `array[256] -> u64`"),
+            ),
+        }
+        // The kind's span covers `array[N]`, so that it reads (and is quoted) whole.
+        kind.span = kind_with_len;
+        MapDecl { name, kind, key: Vec::new(), value, max, span }
     }
 
     pub fn sized_type(name: &str, len: u64, span: Span, diags: &mut Vec<Diagnostic>) -> TypeExpr {

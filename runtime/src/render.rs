@@ -171,7 +171,7 @@ fn json_buckets(buckets: &[Bucket]) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::{entry, map_info, str_key, words, I64, U64};
+    use crate::snapshot::tests::{array_info, entry, map_info, str_key, words, I64, U64};
     use crate::snapshot::{decode_map, RawEntry, HIST_BUCKET_COUNT};
     use ppis_manifest::{Field, MapInfo, ScalarType, ValueLayout, MANIFEST_VERSION};
 
@@ -215,6 +215,7 @@ mod tests {
             map_info("sizes", lhist, vec![], ValueLayout::Scalar { ty: U64 }),
             map_info("lat_by_comm", MapKind::Hist, comm.clone(), ValueLayout::Scalar { ty: U64 }),
             map_info("avg_by_comm", MapKind::Avg, comm, ValueLayout::SumCount { signed: false }),
+            array_info("slots", 4, false, U64),
         ]);
         let pid_comm_key = |pid: u32, name: &str| {
             let mut key = pid.to_le_bytes().to_vec();
@@ -249,6 +250,9 @@ mod tests {
                 entry(comm_bucket_key("bash", 2), vec![words(&[2]), words(&[0])]),
             ],
             vec![entry(str_key("nginx", 16), vec![words(&[30, 4]), words(&[0, 0])])],
+            (0..4u32)
+                .map(|index| entry(index.to_le_bytes().to_vec(), vec![words(&[[3, 0, 0, 8][index as usize]])]))
+                .collect(),
         ];
         (manifest, raw)
     }

@@ -2,7 +2,8 @@
 //! kernel key/value bytes into it, following the manifest's layouts.
 //!
 //! Boundary: no syscalls; the kernel side hands over [`RawEntry`]s. Invariant: a decoded map
-//! is in display order (bpftrace's: keyed maps by value ascending, ties by key).
+//! is in display order (bpftrace's: keyed maps by value ascending, ties by key; arrays by
+//! index, leaving out the slots that still hold zero, as a never-written slot does).
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,7 @@ pub fn decode_map(info: &MapInfo, entries: &[RawEntry]) -> Result<MapValue, Deco
         }
     }
     match (&info.kind, info.key.is_empty()) {
+        (MapKind::Array { .. }, _) => decode_array(info, entries).map_err(fail),
         (MapKind::Hist | MapKind::Lhist { .. }, true) => decode_hist(info, entries).map(MapValue::Hist).map_err(fail),
         (MapKind::Hist | MapKind::Lhist { .. }, false) => decode_keyed_hist(info, entries).map_err(fail),
         (_, true) => {
@@ -112,6 +114,22 @@ pub fn decode_map(info: &MapInfo, entries: &[RawEntry]) -> Result<MapValue, Deco
             Ok(MapValue::Keyed(rows))
         }
     }
+}
+
+/// An array's non-zero slots by index, keyed by the index.
+fn decode_array(info: &MapInfo, entries: &[RawEntry]) -> Result<MapValue, String> {
+    let mut rows = Vec::new();
+    for entry in entries {
+        let index = read_uint(&entry.key, 0, 4)?;
+        let Some(value) = merge_value(info, &entry.values)? else { continue };
+        let unset = matches!(&value, Value::Uint(0) | Value::Int(0) | Value::Bool(false))
+            || matches!(&value, Value::Str(text) if text.is_empty());
+        if !unset {
+            rows.push((index, value));
+        }
+    }
+    rows.sort_by_key(|(index, _)| *index);
+    Ok(MapValue::Keyed(rows.into_iter().map(|(index, value)| (vec![Value::Uint(index)], value)).collect()))
 }
 
 fn decode_hist(info: &MapInfo, entries: &[RawEntry]) -> Result<Vec<Bucket>, String> {
@@ -214,6 +232,18 @@ fn merge_value(info: &MapInfo, chunks: &[Vec<u8>]) -> Result<Option<Value>, Stri
                 return Err("a plain map must not be per-CPU: its CPUs' values cannot be merged".to_string());
             }
             read_scalar(&chunks[0], 0, ty).map(Some)
+        }
+        // A shared array has one value per slot; a per-CPU one (integers only) is summed.
+        (MapKind::Array { .. }, ValueLayout::Scalar { ty }) if chunks.len() == 1 => {
+            read_scalar(&chunks[0], 0, ty).map(Some)
+        }
+        (MapKind::Array { .. }, ValueLayout::Scalar { ty: ty @ ScalarType::Int { bytes, .. } }) => {
+            let width = u32::from(*bytes);
+            let total = chunks
+                .iter()
+                .try_fold(0u64, |total, chunk| Ok::<_, String>(total.wrapping_add(read_uint(chunk, 0, width)?)))?;
+            // Read back at the declared width: a sum of narrow signed values wraps like them.
+            read_scalar(&total.to_le_bytes(), 0, ty).map(Some)
         }
         (MapKind::Count | MapKind::Sum, ValueLayout::Scalar { ty: ScalarType::Int { signed, .. } }) => {
             let total = chunks
@@ -372,6 +402,46 @@ pub(crate) mod tests {
         let sum = map_info("delta", MapKind::Sum, vec![], ValueLayout::Scalar { ty: I64 });
         let raw = [entry(vec![0; 4], vec![words(&[5]), words(&[(-8i64) as u64])])];
         assert_eq!(decode_map(&sum, &raw).unwrap(), MapValue::Scalar(Some(Value::Int(-3))));
+    }
+
+    /// An array's manifest entry: the `u32` index is its one key field.
+    pub(crate) fn array_info(name: &str, len: u32, per_cpu: bool, ty: ScalarType) -> MapInfo {
+        let index = Field { offset: 0, ty: ScalarType::Int { bytes: 4, signed: false } };
+        let mut info = map_info(name, MapKind::Array { len }, vec![index], ValueLayout::Scalar { ty });
+        (info.key_size, info.per_cpu) = (4, per_cpu);
+        info
+    }
+
+    #[test]
+    fn arrays_list_their_non_zero_slots_by_index() {
+        let info = array_info("slots", 4, false, U64);
+        let raw = [
+            entry(3u32.to_le_bytes().to_vec(), vec![words(&[1])]),
+            entry(0u32.to_le_bytes().to_vec(), vec![words(&[9])]),
+            entry(1u32.to_le_bytes().to_vec(), vec![words(&[0])]),
+            entry(2u32.to_le_bytes().to_vec(), vec![words(&[5])]),
+        ];
+        let rows = vec![
+            (vec![Value::Uint(0)], Value::Uint(9)),
+            (vec![Value::Uint(2)], Value::Uint(5)),
+            (vec![Value::Uint(3)], Value::Uint(1)),
+        ];
+        assert_eq!(decode_map(&info, &raw).unwrap(), MapValue::Keyed(rows));
+        let names = array_info("names", 2, false, ScalarType::Str { len: 8 });
+        let raw = [entry(vec![0; 4], vec![str_key("", 8)]), entry(1u32.to_le_bytes().to_vec(), vec![str_key("sh", 8)])];
+        let rows = vec![(vec![Value::Uint(1)], Value::Str("sh".into()))];
+        assert_eq!(decode_map(&names, &raw).unwrap(), MapValue::Keyed(rows));
+    }
+
+    #[test]
+    fn per_cpu_arrays_sum_their_cpus_at_the_declared_width() {
+        let info = array_info("deltas", 2, true, ScalarType::Int { bytes: 4, signed: true });
+        let cpu = |v: i32| (v as u32 as u64).to_le_bytes().to_vec();
+        let raw = [entry(vec![0; 4], vec![cpu(5), cpu(-8)]), entry(1u32.to_le_bytes().to_vec(), vec![cpu(0), cpu(0)])];
+        assert_eq!(decode_map(&info, &raw).unwrap(), MapValue::Keyed(vec![(vec![Value::Uint(0)], Value::Int(-3))]));
+        let strings = array_info("bad", 1, true, ScalarType::Str { len: 8 });
+        let raw = [entry(vec![0; 4], vec![str_key("a", 8), str_key("b", 8)])];
+        assert!(decode_map(&strings, &raw).unwrap_err().problem.contains("value layout"));
     }
 
     #[test]

@@ -5,20 +5,28 @@
 //! It proves: no register is read before assignment (E0406); slot accesses stay inside the
 //! slot (E0404); map value accesses stay inside the value and happen only through pointers
 //! proven non-null (E0405, E0401); slot bytes read or handed to a map helper are initialised
-//! (E0407); no division by a divisor that may be zero (E0408). It also tells the cost
-//! analysis which branch edges can never be taken (their condition is infeasible).
+//! (E0407); no division by a divisor that may be zero (E0408); every index of an array map
+//! is below its length (E0414: the state also keeps, per slot, the interval of the integer
+//! last stored at its start, which is the index when the slot is an array key); string reads
+//! stay within their slot and the 256-byte string limit (E0404, E0415). It also tells the
+//! cost analysis which branch edges can never be taken (their condition is infeasible), and
+//! the termination check the intervals at loop headers.
 //!
 //! Joins intersect "initialised" and "non-null" facts and take the hull of intervals; after
-//! a few visits a block's intervals are widened, so the analysis ends even on cycles (which
-//! the termination check rejects anyway).
+//! a few visits a block's intervals are widened, so the analysis ends on loops. Widening
+//! jumps to the next constant the function compares against (then to the end of the range),
+//! so a loop counter `i < 16` stays within `0..=16` at the header instead of going to 2^64.
 
 use crate::interval::{self, Interval};
-use ppis_ir::{AluOp, Block, Cond, Function, Helper, Map, Op, Operand, Span, Terminator, Vreg, VregType};
+use ppis_ir::{AluOp, Block, Cond, Function, Helper, Map, MapType, Op, Operand, Span, Terminator, Vreg, VregType};
 use ppis_lang::Diagnostic;
 use std::collections::BTreeSet;
 
 /// Visits of a block before its entry intervals are widened.
 const WIDEN_AFTER: u32 = 3;
+
+/// The longest string a `probe_read_*_str` may read (the language's `str[N]` limit).
+pub const MAX_STR_READ: u32 = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nullness {
@@ -40,18 +48,24 @@ struct State {
     regs: Vec<Value>,
     /// Per slot, per byte: initialised on every path here.
     init: Vec<Vec<bool>>,
+    /// Per slot: the integer last stored at its offset 0 with a width of at least 4 bytes
+    /// (TOP once anything else may have written those bytes). For an array key slot this is
+    /// the index, before its truncation to the key's 4 bytes.
+    index: Vec<Interval>,
 }
 
 impl State {
-    fn join(&self, other: &State, widen: bool) -> State {
+    fn join(&self, other: &State, widen: Option<&[u64]>) -> State {
+        let merge = |x: Interval, y: Interval| match widen {
+            Some(thresholds) => x.widen_to(x.hull(y), thresholds),
+            None => x.hull(y),
+        };
         let regs = self
             .regs
             .iter()
             .zip(&other.regs)
             .map(|(a, b)| match (*a, *b) {
-                (Value::Scalar(x), Value::Scalar(y)) => {
-                    Value::Scalar(if widen { x.widen(x.hull(y)) } else { x.hull(y) })
-                }
+                (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(merge(x, y)),
                 (Value::Ptr(x), Value::Ptr(y)) => Value::Ptr(if x == y { x } else { Nullness::MaybeNull }),
                 // Unset on either side, or (in malformed IR) a type clash: not assigned.
                 _ => Value::Unset,
@@ -59,8 +73,32 @@ impl State {
             .collect();
         let init =
             self.init.iter().zip(&other.init).map(|(a, b)| a.iter().zip(b).map(|(x, y)| *x && *y).collect()).collect();
-        State { regs, init }
+        let index = self.index.iter().zip(&other.index).map(|(x, y)| merge(*x, *y)).collect();
+        State { regs, init, index }
     }
+}
+
+/// The constants the function compares against (and their neighbours), ascending: the
+/// thresholds widening stops at.
+fn widening_thresholds(func: &Function) -> Vec<u64> {
+    let mut thresholds = BTreeSet::new();
+    let mut add = |o: Operand| {
+        if let Operand::Imm(c) = o {
+            let c = c as u64;
+            thresholds.extend([c.wrapping_sub(1), c, c.wrapping_add(1)]);
+        }
+    };
+    for bb in func.cfg.node_weights() {
+        for inst in &bb.insts {
+            if let Op::SetCond { rhs, .. } = inst.op {
+                add(rhs);
+            }
+        }
+        if let Terminator::Branch { rhs, .. } = bb.term {
+            add(rhs);
+        }
+    }
+    thresholds.into_iter().collect()
 }
 
 /// What the analysis established about one function.
@@ -70,6 +108,18 @@ pub struct Analysis {
     /// Per block, per successor in [`Terminator::successors`] order: can the edge be taken?
     pub feasible: Vec<Vec<bool>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Per block: the register values on entry (at the fixpoint), `None` when unreachable.
+    entry_values: Vec<Option<Vec<Value>>>,
+}
+
+impl Analysis {
+    /// The interval of scalar `r` on entry to `block`, if it holds one there.
+    pub fn entry_scalar(&self, block: Block, r: Vreg) -> Option<Interval> {
+        match self.entry_values.get(block.index())?.as_ref()?.get(r.0 as usize)? {
+            Value::Scalar(i) => Some(*i),
+            _ => None,
+        }
+    }
 }
 
 pub fn analyse(func: &Function, maps: &[Map]) -> Analysis {
@@ -77,7 +127,9 @@ pub fn analyse(func: &Function, maps: &[Map]) -> Analysis {
     let entry_state = State {
         regs: vec![Value::Unset; func.vregs.len()],
         init: func.slots.iter().map(|s| vec![false; *s as usize]).collect(),
+        index: vec![Interval::TOP; func.slots.len()],
     };
+    let thresholds = widening_thresholds(func);
     let order = func.reverse_postorder();
     let mut rank = vec![usize::MAX; n];
     for (i, b) in order.iter().enumerate() {
@@ -101,7 +153,7 @@ pub fn analyse(func: &Function, maps: &[Map]) -> Analysis {
                 None => out,
                 Some(prev) => {
                     visits[s] += 1;
-                    prev.join(&out, visits[s] > WIDEN_AFTER)
+                    prev.join(&out, (visits[s] > WIDEN_AFTER).then_some(thresholds.as_slice()))
                 }
             };
             if entries[s].as_ref() != Some(&merged) {
@@ -120,7 +172,8 @@ pub fn analyse(func: &Function, maps: &[Map]) -> Analysis {
         feasible[block.index()] =
             reporting.edges(&func.cfg[block].term, &state).into_iter().map(|(_, out)| out.is_some()).collect();
     }
-    Analysis { reachable, feasible, diagnostics: reporting.diags.unwrap_or_default() }
+    let entry_values = entries.into_iter().map(|e| e.map(|state| state.regs)).collect();
+    Analysis { reachable, feasible, diagnostics: reporting.diags.unwrap_or_default(), entry_values }
 }
 
 struct Checker<'a> {
@@ -250,20 +303,40 @@ impl Checker<'_> {
                 Self::set(state, dst, Value::Scalar(Interval::of_width(width)));
             }
             Op::StoreSlot { slot, offset, width, src } => {
-                self.scalar(src, span, state);
+                let value = self.scalar(src, span, state);
                 if self.slot_access(slot.0, offset, width as u32, span) {
                     mark_init(state, slot.0, offset, width as u32);
+                }
+                let stored = if offset == 0 && width >= 4 { value } else { Interval::TOP };
+                if offset < 4 {
+                    set_index(state, slot.0, stored);
                 }
             }
             Op::ZeroSlot { slot } => {
                 let size = self.func.slots.get(slot.0 as usize).copied().unwrap_or(0);
                 mark_init(state, slot.0, 0, size);
+                set_index(state, slot.0, Interval::constant(0));
             }
             Op::Call { dst, helper } => {
-                if let Helper::GetCurrentComm { slot } = helper {
-                    if self.slot_access(slot.0, 0, 16, span) {
-                        mark_init(state, slot.0, 0, 16);
+                if let Helper::ProbeReadStr { len, ptr, .. } = helper {
+                    self.read(ptr, span, state);
+                    if len == 0 || len > MAX_STR_READ {
+                        self.report(|| {
+                            Diagnostic::error(
+                                "E0415",
+                                format!("string read of {len} bytes: at most {MAX_STR_READ} may be read"),
+                                span,
+                            )
+                            .label("unbounded string read")
+                            .with_help("read at most 256 bytes, e.g. `str(ptr, 64)`")
+                        });
                     }
+                }
+                if let Some((slot, len)) = helper.written_slot() {
+                    if self.slot_access(slot.0, 0, len, span) {
+                        mark_init(state, slot.0, 0, len);
+                    }
+                    set_index(state, slot.0, Interval::TOP);
                 }
                 let v = match helper {
                     Helper::GetSmpProcessorId => Interval::of_width(4),
@@ -275,16 +348,21 @@ impl Checker<'_> {
             }
             Op::MapLookup { dst, map, key } => {
                 self.map_key(state, map, key.0, span);
+                self.array_index(state, map, key.0, span);
                 Self::set(state, dst, Value::Ptr(Nullness::MaybeNull));
             }
             Op::MapUpdate { map, key, value, .. } => {
                 self.map_key(state, map, key.0, span);
+                self.array_index(state, map, key.0, span);
                 let size = self.maps.get(map).map_or(0, |m| m.value_size);
                 if self.slot_access(value.0, 0, size, span) {
                     self.check_init(state, value.0, 0, size, span, "passed as the value of a map update");
                 }
             }
-            Op::MapDelete { map, key } => self.map_key(state, map, key.0, span),
+            Op::MapDelete { map, key } => {
+                self.map_key(state, map, key.0, span);
+                self.array_index(state, map, key.0, span);
+            }
             Op::LoadPtr { dst, ptr, offset, width } => {
                 self.deref(state, ptr, offset, width, span);
                 Self::set(state, dst, Value::Scalar(Interval::of_width(width)));
@@ -360,6 +438,31 @@ impl Checker<'_> {
         }
     }
 
+    /// An array map's index (the key slot's first 4 bytes) must be below its length. The
+    /// kernel would return null (or fail the update) for a larger one; proving it in range
+    /// means no access silently goes nowhere, and that the index fits the 4-byte key.
+    fn array_index(&mut self, state: &State, map: usize, key: u32, span: Span) {
+        let Some(m) = self.maps.get(map) else { return };
+        if !matches!(m.kind, MapType::Array | MapType::PerCpuArray) {
+            return;
+        }
+        let index = state.index.get(key as usize).copied().unwrap_or(Interval::TOP);
+        let len = m.max_entries as u64;
+        if index.hi < len {
+            return;
+        }
+        let (name, shown) = (m.name.clone(), show_range(index));
+        self.report(|| {
+            Diagnostic::error(
+                "E0414",
+                format!("index of array `{name}` in {shown}, but the array has {len} entries"),
+                span,
+            )
+            .label("index may be out of bounds")
+            .with_help(format!("keep the index in a local and guard it: `let i = ..; if i < {len} {{ .. }}`"))
+        });
+    }
+
     fn deref(&mut self, state: &State, ptr: Vreg, offset: u32, width: u8, span: Span) {
         if self.read(ptr, span, state) != Value::Ptr(Nullness::NonNull) {
             self.report(|| {
@@ -416,6 +519,18 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+fn set_index(state: &mut State, slot: u32, value: Interval) {
+    if let Some(index) = state.index.get_mut(slot as usize) {
+        *index = value;
+    }
+}
+
+/// `[lo, hi]` as a half-open range in messages, with 2^64 for the full range's end.
+fn show_range(i: Interval) -> String {
+    let end = if i.hi == u64::MAX { "2^64".to_string() } else { (i.hi as u128 + 1).to_string() };
+    format!("[{}, {end})", i.lo)
 }
 
 fn mark_init(state: &mut State, slot: u32, offset: u32, len: u32) {

@@ -155,9 +155,24 @@ pub fn explain_cost(facts: &FunctionFacts, cpus: u32, locate: &dyn Fn(Span) -> S
     let _ = writeln!(out, "  {:<5} {trigger:<width$}  {:>10}", "", fmt::ns(cost.breakdown.trigger_ns));
     for step in &cost.worst_path {
         let block = format!("bb{}", step.block);
-        let _ = writeln!(out, "  {block:<5} {:<width$}  {:>10}  {}", step.ir, fmt::ns(step.cost_ns), locate(step.span));
+        // Inside a loop a step runs `times` times: its cost is shown per run.
+        let cost_text =
+            if step.times == 1 { fmt::ns(step.cost_ns) } else { format!("{} ×{}", fmt::ns(step.cost_ns), step.times) };
+        let _ = writeln!(out, "  {block:<5} {:<width$}  {cost_text:>10}  {}", step.ir, locate(step.span));
     }
-    let helpers_ns: f64 = cost.breakdown.helpers.iter().map(|h| h.total_ns).sum();
+    for l in &cost.loops {
+        let _ = writeln!(
+            out,
+            "  loop at bb{}: {} iterations × {} + final test {} = {}",
+            l.header,
+            l.trips,
+            fmt::ns(crate::cost::nanos(l.iteration_ps)),
+            fmt::ns(crate::cost::nanos(l.header_ps)),
+            fmt::ns(crate::cost::nanos(l.total_ps))
+        );
+    }
+    // A fold from +0.0: `sum` of no f64s is -0.0, which would print as "-0.0 ns".
+    let helpers_ns: f64 = cost.breakdown.helpers.iter().fold(0.0, |total, h| total + h.total_ns);
     let _ = writeln!(
         out,
         "  = trigger {} + instructions {} + helpers {}",

@@ -1,6 +1,6 @@
 //! Concurrency and growth of shared maps.
 //!
-//! Races: a `Hash` map's values are shared by all CPUs, so writing back a value computed
+//! Races: a `Hash` or `Array` map's values are shared by all CPUs, so writing back a value computed
 //! from what was read from the same map (`m[k] = m[k] + 1`) loses updates when two CPUs
 //! interleave (E0411). Found by a forward taint analysis: registers and slots carry the set
 //! of maps their value was derived from (union at joins); a `store vP+..` into map M or a
@@ -36,7 +36,7 @@ impl State {
 }
 
 pub fn races(func: &Function, maps: &[Map]) -> Vec<Diagnostic> {
-    let shared = |m: MapId| maps.get(m).is_some_and(|m| m.kind == MapType::Hash);
+    let shared = |m: MapId| maps.get(m).is_some_and(|m| is_shared(m.kind));
     if !(0..maps.len()).any(shared) {
         return Vec::new();
     }
@@ -78,9 +78,10 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
     };
     let race = |map: MapId, span| {
         let name = maps.get(map).map_or("?", |m| m.name.as_str());
+        let what = if maps.get(map).is_some_and(|m| m.kind == MapType::Array) { "array" } else { "hash map" };
         Diagnostic::error(
             "E0411",
-            format!("read-modify-write of hash map `{name}`: another CPU may change the entry between the read and this write"),
+            format!("read-modify-write of {what} `{name}`: another CPU may change the entry between the read and this write"),
             span,
         )
         .label("writes back a value computed from the same map")
@@ -100,8 +101,8 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
             }
             Op::StorePtr { ptr, src, .. } => {
                 if let Some(VregType::MapValue(m)) = func.vregs.get(ptr.0 as usize) {
-                    let is_hash = maps.get(*m).is_some_and(|m| m.kind == MapType::Hash);
-                    if is_hash && reg(state, src).contains(m) {
+                    let is_shared = maps.get(*m).is_some_and(|m| is_shared(m.kind));
+                    if is_shared && reg(state, src).contains(m) {
                         report(race(*m, inst.span));
                     }
                 }
@@ -118,12 +119,15 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
                 set(&mut state.regs, dst.0, t);
             }
             Op::MapUpdate { map, value, .. } => {
-                let is_hash = maps.get(map).is_some_and(|m| m.kind == MapType::Hash);
-                if is_hash && state.slots.get(value.0 as usize).is_some_and(|t| t.contains(&map)) {
+                let is_shared = maps.get(map).is_some_and(|m| is_shared(m.kind));
+                if is_shared && state.slots.get(value.0 as usize).is_some_and(|t| t.contains(&map)) {
                     report(race(map, inst.span));
                 }
             }
-            Op::Call { helper: ppis_ir::Helper::GetCurrentComm { slot }, dst } => {
+            Op::Call {
+                helper: ppis_ir::Helper::GetCurrentComm { slot } | ppis_ir::Helper::ProbeReadStr { slot, .. },
+                dst,
+            } => {
                 set(&mut state.slots, slot.0, Taint::new());
                 if let Some(d) = dst {
                     set(&mut state.regs, d.0, Taint::new());
@@ -136,6 +140,11 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
             }
         }
     }
+}
+
+/// Maps whose values all CPUs share (per-CPU maps give each CPU its own).
+fn is_shared(kind: MapType) -> bool {
+    matches!(kind, MapType::Hash | MapType::Array)
 }
 
 fn set(v: &mut [Taint], i: u32, t: Taint) {

@@ -3,11 +3,19 @@
 //!
 //! Costs are kept in integer picoseconds so that the path sums are exact (and the SMT
 //! encoding can use integers); they are shown in nanoseconds.
+//!
+//! Loops ([`CostGraph::collapse_loops`]), innermost first: the worst path of one iteration
+//! (header to latch, inner loops already collapsed) is the iteration bound; the loop becomes
+//! one node at its header costing `trips × iteration + header` (the last, failing test),
+//! with the loop's exits as its out-edges. An exit from inside the body costs at most the
+//! same (it leaves part-way through an iteration). The outer graph is then acyclic.
 
 use crate::absint::Analysis;
-use ppis_ir::{Function, Helper, Map, MapType, Op, Span, Terminator, Trigger};
+use crate::termination::BoundedLoop;
+use ppis_ir::{AddressSpace, Function, Helper, Map, MapType, Op, Span, Terminator, Trigger};
 use ppis_manifest::profile::{CostProfile, MapHelperCost};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 pub type Picos = u64;
 
@@ -84,6 +92,13 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
             Helper::GetCurrentComm { .. } => call("get_current_comm", h.get_current_comm),
             Helper::KtimeGetNs => call("ktime_get_ns", h.ktime_get_ns),
             Helper::GetSmpProcessorId => call("get_smp_processor_id", h.get_smp_processor_id),
+            // Priced at the read's bound: the worst case copies `len` bytes.
+            Helper::ProbeReadStr { len, space: AddressSpace::User, .. } => {
+                call("probe_read_user_str", h.probe_read_user_str.cost(len))
+            }
+            Helper::ProbeReadStr { len, space: AddressSpace::Kernel, .. } => {
+                call("probe_read_kernel_str", h.probe_read_kernel_str.cost(len))
+            }
         },
     }
 }
@@ -131,6 +146,82 @@ impl CostGraph {
         CostGraph { entry: func.entry.index(), block_costs, edges, trigger: trigger_cost(func.probe.trigger, profile) }
     }
 
+    /// Collapses every loop (innermost first, see the module docs) so that the graph is
+    /// acyclic; returns what each loop's summary is made of, in the order collapsed.
+    pub fn collapse_loops(&mut self, loops: &[BoundedLoop]) -> Vec<LoopCost> {
+        self.collapse(loops, true)
+    }
+
+    /// As [`Self::collapse_loops`] without asking Z3 about the iterations (for weights that
+    /// are not costs, e.g. instruction counts).
+    pub fn collapse_loops_unchecked(&mut self, loops: &[BoundedLoop]) {
+        self.collapse(loops, false);
+    }
+
+    fn collapse(&mut self, loops: &[BoundedLoop], confirm: bool) -> Vec<LoopCost> {
+        let mut order: Vec<&BoundedLoop> = loops.iter().collect();
+        // An inner loop's blocks are a strict subset of its outer loop's.
+        order.sort_by_key(|l| l.blocks.len());
+        let mut summaries = Vec::new();
+        for l in order {
+            let blocks: BTreeSet<usize> = l.blocks.iter().copied().collect();
+            if self.block_costs.get(l.header).copied().flatten().is_none() {
+                continue; // unreachable loop
+            }
+            let body = CostGraph {
+                entry: l.header,
+                block_costs: self
+                    .block_costs
+                    .iter()
+                    .enumerate()
+                    .map(|(b, c)| if blocks.contains(&b) { *c } else { None })
+                    .collect(),
+                edges: self
+                    .edges
+                    .iter()
+                    .copied()
+                    .filter(|&(a, b)| blocks.contains(&a) && blocks.contains(&b) && (a, b) != (l.latch, l.header))
+                    .collect(),
+                trigger: 0,
+            };
+            // Every cycle inside was collapsed before, so one iteration is acyclic; were it
+            // not, the iteration is priced at the maximum (an overhead error, never a
+            // silently low bound) and reported as unconfirmed.
+            let (iteration_blocks, iteration, smt) = match body.worst_path() {
+                Some((blocks, cost)) if confirm => {
+                    let smt = crate::smt::confirm_bound(&body, cost);
+                    (blocks, cost, smt)
+                }
+                Some((blocks, cost)) => (blocks, cost, crate::smt::SmtOutcome::Unknown { reason: "not asked".into() }),
+                None => (
+                    vec![l.header],
+                    Picos::MAX,
+                    crate::smt::SmtOutcome::Unknown { reason: "the loop body is not acyclic".into() },
+                ),
+            };
+            let header_cost = self.block_costs[l.header].unwrap_or(0);
+            let total = iteration.saturating_mul(l.trips).saturating_add(header_cost);
+            let exits: BTreeSet<usize> =
+                self.edges.iter().filter(|(a, b)| blocks.contains(a) && !blocks.contains(b)).map(|(_, b)| *b).collect();
+            self.edges.retain(|(a, _)| !blocks.contains(a));
+            self.edges.extend(exits.into_iter().map(|b| (l.header, b)));
+            for &b in &blocks {
+                self.block_costs[b] = None;
+            }
+            self.block_costs[l.header] = Some(total);
+            summaries.push(LoopCost {
+                header: l.header,
+                trips: l.trips,
+                iteration_ps: iteration,
+                header_ps: header_cost,
+                total_ps: total,
+                iteration_blocks,
+                smt,
+            });
+        }
+        summaries
+    }
+
     /// The heaviest path from the entry (blocks in order) and its cost including the
     /// trigger, by dynamic programming in reverse topological order. `None` on a cycle.
     pub fn worst_path(&self) -> Option<(Vec<usize>, Picos)> {
@@ -159,15 +250,58 @@ impl CostGraph {
         let mut best: Vec<(Picos, Option<usize>)> = vec![(0, None); n];
         for &b in topo.iter().rev() {
             let tail = succs[b].iter().map(|s| (best[*s].0, Some(*s))).max_by_key(|(c, _)| *c).unwrap_or((0, None));
-            best[b] = (self.block_costs[b].unwrap_or(0) + tail.0, tail.1);
+            best[b] = (self.block_costs[b].unwrap_or(0).saturating_add(tail.0), tail.1);
         }
         self.block_costs.get(self.entry)?.as_ref()?;
         let mut path = vec![self.entry];
         while let Some(next) = best[*path.last()?].1 {
             path.push(next);
         }
-        Some((path, self.trigger + best[self.entry].0))
+        Some((path, self.trigger.saturating_add(best[self.entry].0)))
     }
+}
+
+/// How one loop was priced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoopCost {
+    pub header: usize,
+    pub trips: u64,
+    /// Worst path of one iteration, header to latch (inner loops collapsed).
+    pub iteration_ps: Picos,
+    /// The final, failing test.
+    pub header_ps: Picos,
+    /// `trips × iteration + header`.
+    pub total_ps: Picos,
+    /// Blocks of the worst iteration, header first (an inner loop appears as its header).
+    pub iteration_blocks: Vec<usize>,
+    /// Z3's check that `iteration_ps` is the exact worst iteration.
+    pub smt: crate::smt::SmtOutcome,
+}
+
+/// A path through the collapsed graph with each loop expanded into its worst iteration, as
+/// `(block, times run)`: the iteration's blocks run `trips` times (times the enclosing
+/// loops' trips), then the header once more for the failing test.
+pub fn expand_path(path: &[usize], loops: &[LoopCost]) -> Vec<(usize, u64)> {
+    fn expand(path: &[usize], times: u64, loops: &[LoopCost], open: &mut Vec<usize>, out: &mut Vec<(usize, u64)>) {
+        for &b in path {
+            match loops.iter().find(|l| l.header == b && !open.contains(&b)) {
+                Some(l) => {
+                    let each = times.saturating_mul(l.trips);
+                    if each > 0 {
+                        // Inside its own iteration the header is a plain block.
+                        open.push(b);
+                        expand(&l.iteration_blocks, each, loops, open, out);
+                        open.pop();
+                    }
+                    out.push((b, times));
+                }
+                None => out.push((b, times)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    expand(path, 1, loops, &mut Vec::new(), &mut out);
+    out
 }
 
 /// The worst-case cost split by where it goes, along the worst path.
@@ -197,12 +331,19 @@ pub struct PathStep {
     pub class: &'static str,
     pub cost_ns: f64,
     pub helper: Option<&'static str>,
+    /// How often it runs on the worst path (more than once inside a loop).
+    #[serde(skip_serializing_if = "is_once")]
+    pub times: u64,
 }
 
-/// The steps of a path and the breakdown of its cost.
+fn is_once(times: &u64) -> bool {
+    *times == 1
+}
+
+/// The steps of a path (each block with how often it runs) and the breakdown of its cost.
 pub fn explain_path(
     func: &Function,
-    path: &[usize],
+    path: &[(usize, u64)],
     maps: &[Map],
     profile: &CostProfile,
 ) -> (Vec<PathStep>, CostBreakdown) {
@@ -210,19 +351,20 @@ pub fn explain_path(
     let mut steps = Vec::new();
     let mut instructions: Picos = 0;
     let mut helpers: Vec<(String, u32, Picos)> = Vec::new();
-    for &b in path {
+    for &(b, times) in path {
         let block = ppis_ir::Block::new(b);
         let bb = &func.cfg[block];
         for (k, inst) in bb.insts.iter().enumerate() {
             let c = op_cost(&inst.op, func, maps, profile);
-            instructions += c.instruction;
+            instructions += c.instruction.saturating_mul(times);
             if let Some((name, ps)) = c.helper {
+                let calls = u32::try_from(times).unwrap_or(u32::MAX);
                 match helpers.iter_mut().find(|h| h.0 == name) {
                     Some(h) => {
-                        h.1 += 1;
-                        h.2 += ps;
+                        h.1 = h.1.saturating_add(calls);
+                        h.2 += ps.saturating_mul(times);
                     }
-                    None => helpers.push((name.to_string(), 1, ps)),
+                    None => helpers.push((name.to_string(), calls, ps.saturating_mul(times))),
                 }
             }
             steps.push(PathStep {
@@ -232,10 +374,11 @@ pub fn explain_path(
                 class: c.class,
                 cost_ns: nanos(c.total()),
                 helper: c.helper.map(|h| h.0),
+                times,
             });
         }
         let t = term_cost(&bb.term, profile);
-        instructions += t;
+        instructions += t.saturating_mul(times);
         steps.push(PathStep {
             block: b,
             ir: texts.get(&(b, bb.insts.len())).cloned().unwrap_or_default(),
@@ -243,6 +386,7 @@ pub fn explain_path(
             class: "branch",
             cost_ns: nanos(t),
             helper: None,
+            times,
         });
     }
     let breakdown = CostBreakdown {

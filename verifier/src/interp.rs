@@ -39,6 +39,12 @@ pub enum Fault {
         end: u64,
     },
     DivisionByZero,
+    /// An array map accessed at an index at or past its length (the kernel would answer
+    /// null or fail the update; the verifier promises it cannot happen).
+    ArrayIndexOutOfBounds {
+        index: u64,
+        len: u32,
+    },
     /// A reference to a register, slot, map or block that does not exist, or a pointer
     /// used as a number.
     Malformed(String),
@@ -281,6 +287,18 @@ impl Machine<'_> {
         self.maps.get(map).ok_or_else(|| Fault::Malformed(format!("no map m{map}")))
     }
 
+    /// The key of an array map must index one of its elements.
+    fn check_array_index(&self, map: MapId, key: &[u8]) -> Result<(), Fault> {
+        let def = self.map_def(map)?;
+        if matches!(def.kind, MapType::Array | MapType::PerCpuArray) {
+            let index = le(key);
+            if index >= def.max_entries as u64 {
+                return Err(Fault::ArrayIndexOutOfBounds { index, len: def.max_entries });
+            }
+        }
+        Ok(())
+    }
+
     fn value(&mut self, ptr: Vreg, offset: u32, width: u8) -> Result<&mut [u8], Fault> {
         let Reg::Ptr(p) = self.reg(ptr)? else {
             return Err(Fault::Malformed(format!("v{} is not a pointer", ptr.0)));
@@ -351,6 +369,13 @@ impl Machine<'_> {
                         self.write_slot(slot.0, 0, &env.comm)?;
                         0
                     }
+                    // The model has no user or kernel memory: every string read faults, and
+                    // the kernel then zeroes the buffer and returns -EFAULT.
+                    Helper::ProbeReadStr { slot, len, ptr, .. } => {
+                        self.scalar(Operand::Reg(ptr))?;
+                        self.write_slot(slot.0, 0, &vec![0; len as usize])?;
+                        (-14i64) as u64
+                    }
                 };
                 match dst {
                     Some(d) => self.set(d, Reg::Scalar(v)),
@@ -360,6 +385,7 @@ impl Machine<'_> {
             Op::MapLookup { dst, map, key } => {
                 let size = self.map_def(map)?.key_size;
                 let k = self.read_slot(key.0, 0, size)?;
+                self.check_array_index(map, &k)?;
                 let found = self.state.lookup(self.maps, map, &k);
                 self.set(dst, Reg::Ptr(found))
             }
@@ -367,6 +393,7 @@ impl Machine<'_> {
                 let def = self.map_def(map)?;
                 let (ks, vs) = (def.key_size, def.value_size);
                 let k = self.read_slot(key.0, 0, ks)?;
+                self.check_array_index(map, &k)?;
                 let v = self.read_slot(value.0, 0, vs)?;
                 self.state.update(self.maps, map, &k, &v, flags);
                 Ok(())
@@ -374,6 +401,7 @@ impl Machine<'_> {
             Op::MapDelete { map, key } => {
                 let size = self.map_def(map)?.key_size;
                 let k = self.read_slot(key.0, 0, size)?;
+                self.check_array_index(map, &k)?;
                 self.state.delete(self.maps, map, &k);
                 Ok(())
             }

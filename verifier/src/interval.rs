@@ -57,6 +57,23 @@ impl Interval {
         }
     }
 
+    /// Widening with thresholds: a bound that moved goes to the nearest threshold beyond it
+    /// (`thresholds` ascending), or to the end of the range when there is none. Each bound
+    /// can move only through finitely many thresholds, so ascending chains still stabilise.
+    pub fn widen_to(self, next: Interval, thresholds: &[u64]) -> Interval {
+        let lo = if next.lo < self.lo {
+            thresholds.iter().rev().copied().find(|t| *t <= next.lo).unwrap_or(0)
+        } else {
+            self.lo
+        };
+        let hi = if next.hi > self.hi {
+            thresholds.iter().copied().find(|t| *t >= next.hi).unwrap_or(u64::MAX)
+        } else {
+            self.hi
+        };
+        Interval { lo, hi }
+    }
+
     /// True when every value is a non-negative `i64`, so signed and unsigned order agree.
     fn signed_safe(self) -> bool {
         self.hi <= i64::MAX as u64
@@ -211,6 +228,17 @@ mod tests {
 
     fn iv(lo: u64, hi: u64) -> Interval {
         Interval { lo, hi }
+    }
+
+    #[test]
+    fn widening_stops_at_the_next_threshold_then_at_the_end_of_the_range() {
+        let thresholds = [0, 15, 16, 17];
+        assert_eq!(iv(0, 3).widen_to(iv(0, 4), &thresholds), iv(0, 15));
+        assert_eq!(iv(0, 15).widen_to(iv(0, 16), &thresholds), iv(0, 16));
+        assert_eq!(iv(0, 17).widen_to(iv(0, 18), &thresholds), iv(0, u64::MAX));
+        assert_eq!(iv(10, 20).widen_to(iv(9, 20), &thresholds), iv(0, 20));
+        // Bounds that did not move stay.
+        assert_eq!(iv(2, 5).widen_to(iv(3, 4), &thresholds), iv(2, 5));
     }
 
     #[test]

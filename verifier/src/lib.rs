@@ -2,10 +2,12 @@
 //! event and that this cost at the declared rate stays within the CPU overhead budget; every
 //! failure is a diagnostic on the source span of the offending instruction.
 //!
-//! Pipeline per function: well-formedness ([`wellformed`]), termination (acyclic CFG),
-//! memory safety by abstract interpretation ([`absint`]), kernel resource limits, shared-map
-//! races, then the cost bound (dynamic programming over feasible paths, confirmed by Z3 in
-//! [`smt`]) and the overhead budget. Module-wide: maps that can only grow.
+//! Pipeline per function: well-formedness ([`wellformed`]), memory safety by abstract
+//! interpretation ([`absint`]), termination (an acyclic CFG, or loops bounded by a ranking
+//! function Z3 proves and a trip count from the intervals: [`termination`]), kernel resource
+//! limits, shared-map races, then the cost bound (dynamic programming over feasible paths
+//! with loops collapsed to `trips × iteration`, confirmed by Z3 in [`smt`]) and the overhead
+//! budget. Module-wide: maps that can only grow.
 //! Boundary: reads the IR, never changes it; knows nothing of eBPF encodings. Z3 is used
 //! only inside [`smt`].
 
@@ -22,7 +24,7 @@ pub mod smt;
 mod termination;
 mod wellformed;
 
-use cost::{CostBreakdown, CostGraph, PathStep};
+use cost::{CostBreakdown, CostGraph, LoopCost, PathStep};
 use ppis_ir::{Function, Module, Span, Trigger};
 use ppis_lang::Diagnostic;
 use ppis_manifest::profile::CostProfile;
@@ -32,7 +34,8 @@ use smt::SmtOutcome;
 pub use certificate::{
     certificate, explain_cost, Certificate, CertificateInputs, ProbeCertificate, CERTIFICATE_VERSION,
 };
-pub use resources::{MAX_INSTRUCTIONS, MAX_STACK_BYTES};
+pub use resources::{MAX_EXECUTED_INSTRUCTIONS, MAX_INSTRUCTIONS, MAX_STACK_BYTES};
+pub use termination::{BoundedLoop, MAX_LOOP_TRIPS};
 
 /// What the verifier needs besides the IR.
 #[derive(Clone, Copy, Debug)]
@@ -56,9 +59,13 @@ pub struct FunctionFacts {
     pub instructions: usize,
     /// Bytes of stack slots.
     pub stack_bytes: u32,
-    /// Instructions on the longest path from entry to exit (meaningful when acyclic).
+    /// Instructions on the longest path from entry to exit, loops run their proven number of
+    /// times (0 when a cycle is not a bounded loop).
     pub longest_path: usize,
     pub acyclic: bool,
+    /// The bounded loops, when the CFG has cycles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loops: Vec<BoundedLoop>,
     pub trigger: &'static str,
     pub rate_per_sec: Option<u64>,
     /// The worst-case cost per event; `None` when the function could not be bounded
@@ -81,6 +88,9 @@ pub struct CostFacts {
     /// Its instructions with their costs.
     pub worst_path: Vec<PathStep>,
     pub smt: SmtOutcome,
+    /// How each loop was priced (innermost first); empty without loops.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loops: Vec<LoopCost>,
 }
 
 /// The properties proven per probe.
@@ -233,6 +243,7 @@ fn verify_function(
         stack_bytes: resources::stack_bytes(func),
         longest_path: 0,
         acyclic: false,
+        loops: Vec::new(),
         trigger: trigger_name(func.probe.trigger),
         rate_per_sec: func.probe.rate.map(|r| r.0),
         cost: None,
@@ -283,17 +294,26 @@ fn verify_function(
         return facts;
     }
 
-    let back_edges = termination::back_edges(func);
-    let cycle_diags: Vec<Diagnostic> =
-        back_edges.iter().map(|(from, _)| termination::cycle_diagnostic(func, *from)).collect();
-    facts.acyclic = back_edges.is_empty();
-    if facts.acyclic {
-        facts.longest_path = resources::longest_path(func);
-    }
-    record(&mut results, Obligation::Termination, Method::Structural, &cycle_diags, "the CFG is acyclic".into());
-    diags.extend(cycle_diags);
-
     let analysis = absint::analyse(func, maps);
+    let (loops, cycle_diags) = termination::loops(func, &analysis);
+    facts.acyclic = loops.is_empty() && cycle_diags.is_empty();
+    let bounded = cycle_diags.is_empty();
+    if bounded {
+        facts.longest_path = resources::longest_path(func, &loops);
+    }
+    let termination_detail = if facts.acyclic {
+        "the CFG is acyclic".to_string()
+    } else {
+        let trips: Vec<String> = loops.iter().map(|l| l.trips.to_string()).collect();
+        format!(
+            "{} loop(s), each with a ranking function proven by Z3, at most {} iterations",
+            loops.len(),
+            trips.join(", ")
+        )
+    };
+    let termination_method = if facts.acyclic { Method::Structural } else { Method::Z3 };
+    record(&mut results, Obligation::Termination, termination_method, &cycle_diags, termination_detail);
+    diags.extend(cycle_diags);
     let pick = |codes: &[&str]| -> Vec<Diagnostic> {
         analysis.diagnostics.iter().filter(|d| codes.contains(&d.code)).cloned().collect()
     };
@@ -309,8 +329,8 @@ fn verify_function(
         &mut results,
         Obligation::MemoryBounds,
         Method::AbstractInterpretation,
-        &pick(&["E0404", "E0405"]),
-        "slot and map value accesses within their sizes".into(),
+        &pick(&["E0404", "E0405", "E0414", "E0415"]),
+        "slot, map value and array index accesses within their sizes, string reads bounded".into(),
     );
     record(
         &mut results,
@@ -328,6 +348,7 @@ fn verify_function(
     );
     diags.extend(analysis.diagnostics.iter().cloned());
 
+    facts.loops = loops.clone();
     let resource_diags = resources::check(func, &facts);
     record(
         &mut results,
@@ -351,13 +372,26 @@ fn verify_function(
     );
     diags.extend(race_diags);
 
-    if facts.acyclic {
-        let graph = CostGraph::new(func, &analysis, maps, profile);
+    if bounded {
+        let mut graph = CostGraph::new(func, &analysis, maps, profile);
+        let loop_costs = graph.collapse_loops(&loops);
         if let Some((blocks, bound_ps)) = graph.worst_path() {
             let smt = smt::confirm_bound(&graph, bound_ps);
-            let (worst_path, breakdown) = cost::explain_path(func, &blocks, maps, profile);
+            let expanded = cost::expand_path(&blocks, &loop_costs);
+            let (worst_path, breakdown) = cost::explain_path(func, &expanded, maps, profile);
             let bound_ns = cost::nanos(bound_ps);
             let mut smt_diags = Vec::new();
+            if let Some(l) = loop_costs.iter().find(|l| l.smt != SmtOutcome::Confirmed) {
+                smt_diags.push(
+                    Diagnostic::error(
+                        "E0413",
+                        format!("Z3 did not confirm the per-iteration cost bound of a loop: {:?}", l.smt),
+                        func.cfg[ppis_ir::Block::new(l.header)].term_span,
+                    )
+                    .label("loop cost bound unconfirmed")
+                    .with_help("this is a verifier bug; please report it with `ppisc ir` output"),
+                );
+            }
             if smt != SmtOutcome::Confirmed {
                 smt_diags.push(
                     Diagnostic::error(
@@ -374,7 +408,16 @@ fn verify_function(
                 Obligation::CostBound,
                 Method::Z3,
                 &smt_diags,
-                format!("worst case {} per event, max over {} feasible edges", fmt::ns(bound_ns), graph.edges.len()),
+                if loop_costs.is_empty() {
+                    format!("worst case {} per event, max over {} feasible edges", fmt::ns(bound_ns), graph.edges.len())
+                } else {
+                    format!(
+                        "worst case {} per event, max over {} feasible edges, {} loop(s) at their proven trip counts",
+                        fmt::ns(bound_ns),
+                        graph.edges.len(),
+                        loop_costs.len()
+                    )
+                },
             );
             diags.extend(smt_diags);
             let overhead_diags = overhead(func, bound_ns, budget, cpus, &mut facts);
@@ -384,7 +427,15 @@ fn verify_function(
             };
             record(&mut results, Obligation::Overhead, Method::Arithmetic, &overhead_diags, detail);
             diags.extend(overhead_diags);
-            facts.cost = Some(CostFacts { bound_ns, bound_ps, breakdown, worst_blocks: blocks, worst_path, smt });
+            facts.cost = Some(CostFacts {
+                bound_ns,
+                bound_ps,
+                breakdown,
+                worst_blocks: blocks,
+                worst_path,
+                smt,
+                loops: loop_costs,
+            });
         }
     }
     if facts.cost.is_none() {

@@ -4,11 +4,14 @@
 //! confirmed when `cost > bound` is unsatisfiable (no path is heavier) and `cost = bound`
 //! is satisfiable (some path attains it, so the bound is tight for this abstraction).
 //!
-//! Boundary: the only module that talks to Z3; it sees a [`CostGraph`], not the IR.
+//! Loops: [`prove_ranking`] proves a bounded loop's ranking function on 64-bit bit-vectors.
+//!
+//! Boundary: the only module that talks to Z3; it sees a [`CostGraph`] or a loop's shape
+//! (step and bound), not the IR.
 
 use crate::cost::{CostGraph, Picos};
 use serde::Serialize;
-use z3::ast::{Bool, Int};
+use z3::ast::{Bool, Int, BV};
 use z3::{SatResult, Solver};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +95,54 @@ pub fn confirm_bound(graph: &CostGraph, bound: Picos) -> SmtOutcome {
     }
 }
 
+/// What Z3 said about a loop's ranking function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RankingOutcome {
+    /// On every iteration the ranking decreases by exactly the step, or to 0 (the last one).
+    Proven,
+    /// An iteration where it does not: the counter wraps around past the bound.
+    Refuted {
+        counter: u64,
+        bound: u64,
+    },
+    Unknown {
+        reason: String,
+    },
+}
+
+/// Proves, over 64-bit machine integers, that `rank(c, n) = if c < n { n - c } else { 0 }`
+/// is a ranking function of the loop `while c < n { ..; c += step }` whose bound `n` is at
+/// most `bound_hi` (unsigned): for every `c < n`, `rank(c + step, n) < rank(c, n)`, and the
+/// drop is exactly `step` unless the new rank is 0. Hence the loop runs at most
+/// `ceil((n - c0) / step)` times from a start `c0`. Wrap-around is what could break it: with
+/// `step` > 1 and `n` near 2^64 the counter may overflow back below `n`, which Z3 finds.
+pub fn prove_ranking(step: u64, bound_hi: u64) -> RankingOutcome {
+    let solver = Solver::new();
+    let counter = BV::new_const("counter", 64);
+    let bound = BV::new_const("bound", 64);
+    let next = counter.bvadd(BV::from_u64(step, 64));
+    let rank = |c: &BV| c.bvult(&bound).ite(&bound.bvsub(c), &BV::from_u64(0, 64));
+    let (before, after) = (rank(&counter), rank(&next));
+    let zero = BV::from_u64(0, 64);
+    let decreases = after.bvult(&before);
+    let by_step = Bool::or(&[after.eq(&zero), before.bvsub(&after).eq(BV::from_u64(step, 64))]);
+    solver.assert(counter.bvult(&bound));
+    solver.assert(bound.bvule(BV::from_u64(bound_hi, 64)));
+    solver.assert(Bool::and(&[decreases, by_step]).not());
+    match solver.check() {
+        SatResult::Unsat => RankingOutcome::Proven,
+        SatResult::Sat => {
+            let model = solver.get_model();
+            let value = |v: &BV| model.as_ref().and_then(|m| m.eval(v, true)).and_then(|x| x.as_u64()).unwrap_or(0);
+            RankingOutcome::Refuted { counter: value(&counter), bound: value(&bound) }
+        }
+        SatResult::Unknown => {
+            RankingOutcome::Unknown { reason: solver.get_reason_unknown().unwrap_or_else(|| "no reason given".into()) }
+        }
+    }
+}
+
 fn unknown(solver: &Solver) -> SmtOutcome {
     SmtOutcome::Unknown { reason: solver.get_reason_unknown().unwrap_or_else(|| "no reason given".into()) }
 }
@@ -126,6 +177,22 @@ mod tests {
         assert_eq!(confirm_bound(&graph, 100 + 5 + 10 + 3), SmtOutcome::Exceeded { cost_ps: 178 });
         // Above every path: nothing is heavier, but nothing attains it either.
         assert_eq!(confirm_bound(&graph, 500), SmtOutcome::NotAttained);
+    }
+
+    #[test]
+    fn a_unit_step_counter_ranks_down_for_any_bound() {
+        assert_eq!(prove_ranking(1, u64::MAX), RankingOutcome::Proven);
+    }
+
+    #[test]
+    fn a_large_step_may_wrap_unless_the_bound_is_small() {
+        match prove_ranking(4, u64::MAX) {
+            RankingOutcome::Refuted { counter, bound } => {
+                assert!(counter < bound && counter.checked_add(4).is_none_or(|next| next >= bound), "{counter} {bound}")
+            }
+            other => panic!("expected a wrap-around counterexample, got {other:?}"),
+        }
+        assert_eq!(prove_ranking(4, 1 << 20), RankingOutcome::Proven);
     }
 
     #[test]

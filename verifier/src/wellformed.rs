@@ -120,7 +120,7 @@ fn slots_of(op: &Op) -> Vec<u32> {
         Op::LoadSlot { slot, .. } | Op::StoreSlot { slot, .. } | Op::ZeroSlot { slot } => vec![slot.0],
         Op::MapLookup { key, .. } | Op::MapDelete { key, .. } => vec![key.0],
         Op::MapUpdate { key, value, .. } => vec![key.0, value.0],
-        Op::Call { helper: Helper::GetCurrentComm { slot }, .. } => vec![slot.0],
+        Op::Call { helper: Helper::GetCurrentComm { slot } | Helper::ProbeReadStr { slot, .. }, .. } => vec![slot.0],
         _ => vec![],
     }
 }

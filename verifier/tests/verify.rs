@@ -101,24 +101,52 @@ fn join_of_two_checked_paths_is_accepted_but_reassignment_kills_the_proof() {
     assert_eq!(check(build(true)), vec![("E0401", 8)]);
 }
 
-#[test]
-fn a_cycle_is_rejected_at_the_back_edge() {
+/// `v = 0; do { v += 1 } while v < bound`, the bound an immediate or a context value.
+fn counting_loop(bound: Option<i64>) -> Module {
     let mut b = builder();
     let v = b.new_vreg(VregType::Scalar);
+    let n = b.new_vreg(VregType::Scalar);
     b.push(Op::Mov { dst: v, src: Operand::Imm(0) }, span(1));
+    let rhs = match bound {
+        Some(bound) => Operand::Imm(bound),
+        None => {
+            b.push(Op::LoadCtx { dst: n, offset: 16, width: 8, signed: false }, span(1));
+            Operand::Reg(n)
+        }
+    };
     let (head, exit) = (b.new_block(), b.new_block());
     b.terminate(Terminator::Jump(head), span(2));
     b.switch_to(head);
     b.push(Op::Alu { op: AluOp::Add, dst: v, lhs: v, rhs: Operand::Imm(1) }, span(3));
-    b.terminate(
-        Terminator::Branch { cond: Cond::Ult, lhs: v, rhs: Operand::Imm(10), then: head, otherwise: exit },
-        span(4),
-    );
-    let module = Module { maps: vec![], functions: vec![b.finish()] };
-    let verdict = run(&module);
+    b.terminate(Terminator::Branch { cond: Cond::Ult, lhs: v, rhs, then: head, otherwise: exit }, span(4));
+    Module { maps: vec![], functions: vec![b.finish()] }
+}
+
+#[test]
+fn an_unbounded_cycle_is_rejected_at_its_test() {
+    let verdict = run(&counting_loop(None));
     let codes: Vec<_> = verdict.diagnostics.iter().map(|d| (d.code, d.primary.span.start)).collect();
     assert_eq!(codes, vec![("E0400", 4)]);
     assert!(!verdict.functions[0].acyclic);
+    assert!(verdict.functions[0].cost.is_none());
+}
+
+#[test]
+fn a_constant_bound_loop_is_accepted_with_its_trip_count() {
+    let verdict = run(&counting_loop(Some(10)));
+    assert!(!verdict.has_errors(), "{:?}", verdict.diagnostics);
+    let facts = &verdict.functions[0];
+    assert!(!facts.acyclic);
+    assert_eq!(facts.loops.len(), 1);
+    assert_eq!((facts.loops[0].trips, facts.loops[0].step, facts.loops[0].bound_hi), (10, 1, 10));
+    let cost = facts.cost.as_ref().expect("a bounded loop has a cost");
+    assert_eq!(cost.loops.len(), 1);
+    assert_eq!(cost.loops[0].total_ps, 10 * cost.loops[0].iteration_ps + cost.loops[0].header_ps);
+    // The explanation runs the loop block 10 times, then its test once more.
+    let times: Vec<u64> = cost.worst_path.iter().filter(|s| s.block == cost.loops[0].header).map(|s| s.times).collect();
+    assert!(times.contains(&10) && times.contains(&1), "{times:?}");
+    let explained = ppis_verifier::explain_cost(facts, verdict.cpus, &|s: Span| format!("@{}", s.start));
+    insta::assert_snapshot!("loop_explain_cost", explained);
 }
 
 #[test]

@@ -292,6 +292,28 @@ pub enum Helper {
     KtimeGetNs,
     /// `bpf_get_smp_processor_id()`.
     GetSmpProcessorId,
+    /// `bpf_probe_read_{user,kernel}_str(slot, len, ptr)`: copies the NUL-terminated string at
+    /// `ptr` into the first `len` bytes of `slot` (at most `len - 1` bytes and a NUL; on a
+    /// fault the `len` bytes are zeroed). Returns the length copied with the NUL, or < 0.
+    ProbeReadStr { slot: Slot, len: u32, ptr: Vreg, space: AddressSpace },
+}
+
+/// The memory a pointer handed to a probe-read helper points into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSpace {
+    User,
+    Kernel,
+}
+
+impl Helper {
+    /// The slot and byte count the helper writes, if it writes one.
+    pub fn written_slot(&self) -> Option<(Slot, u32)> {
+        match *self {
+            Helper::GetCurrentComm { slot } => Some((slot, 16)),
+            Helper::ProbeReadStr { slot, len, .. } => Some((slot, len)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,6 +384,7 @@ impl Op {
             Op::Neg { src, .. } | Op::Extend { src, .. } => vec![src],
             Op::StoreSlot { src, .. } => opnd(src).into_iter().collect(),
             Op::LoadPtr { ptr, .. } => vec![ptr],
+            Op::Call { helper: Helper::ProbeReadStr { ptr, .. }, .. } => vec![ptr],
             Op::StorePtr { ptr, src, .. } => std::iter::once(ptr).chain(opnd(src)).collect(),
             Op::LoadCtx { .. }
             | Op::LoadSlot { .. }

@@ -4,7 +4,6 @@
 
 use crate::*;
 
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
     /// 1-based line.
@@ -106,7 +105,10 @@ fn num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
 
 fn parse_function(header: Line, lines: &mut Lines, maps: &[Map]) -> Result<Function, ParseError> {
     let t = header.text;
-    let inner = t.strip_prefix("fn ").and_then(|r| r.strip_suffix('{')).ok_or_else(|| header.error("expected `fn NAME(ctx: KIND) {`"))?;
+    let inner = t
+        .strip_prefix("fn ")
+        .and_then(|r| r.strip_suffix('{'))
+        .ok_or_else(|| header.error("expected `fn NAME(ctx: KIND) {`"))?;
     let (name, rest) = inner.trim().split_once("(ctx: ").ok_or_else(|| header.error("expected `(ctx: KIND)`"))?;
     let (ctx, meta) = rest.split_once(')').ok_or_else(|| header.error("expected `)` after the context"))?;
     let probe = parse_probe_meta(meta, header.span).map_err(|m| header.error(m))?;
@@ -206,8 +208,11 @@ struct FnParser<'a> {
 
 impl FnParser<'_> {
     fn finish(mut self, name: &str, ctx: CtxKind, entry: Block, span: Span) -> Result<Function, ParseError> {
-        let edges: Vec<(Block, Block)> =
-            self.cfg.node_indices().flat_map(|b| self.cfg[b].term.successors().into_iter().map(move |s| (b, s))).collect();
+        let edges: Vec<(Block, Block)> = self
+            .cfg
+            .node_indices()
+            .flat_map(|b| self.cfg[b].term.successors().into_iter().map(move |s| (b, s)))
+            .collect();
         for (a, b) in edges {
             self.cfg.add_edge(a, b, ());
         }
@@ -250,7 +255,11 @@ impl FnParser<'_> {
     fn block(&mut self, s: &str) -> Result<Block, String> {
         let n = Self::index(s.trim(), "bb")? as usize;
         while self.blocks.len() <= n {
-            let b = self.cfg.add_node(BasicBlock { insts: Vec::new(), term: Terminator::Return, term_span: Span::default() });
+            let b = self.cfg.add_node(BasicBlock {
+                insts: Vec::new(),
+                term: Terminator::Return,
+                term_span: Span::default(),
+            });
             self.blocks.push(b);
         }
         Ok(self.blocks[n])
@@ -298,7 +307,8 @@ impl FnParser<'_> {
 
     /// `sN+OFF uW` or `vN+OFF uW`.
     fn address(&mut self, s: &str) -> Result<(String, u32, Width), String> {
-        let (base_off, width) = s.trim().split_once(' ').ok_or_else(|| format!("expected `BASE+OFF uW`, found `{s}`"))?;
+        let (base_off, width) =
+            s.trim().split_once(' ').ok_or_else(|| format!("expected `BASE+OFF uW`, found `{s}`"))?;
         let (base, off) = base_off.split_once('+').ok_or_else(|| format!("expected `BASE+OFF`, found `{base_off}`"))?;
         Ok((base.to_string(), num(off)?, Self::width(width)?))
     }
@@ -314,7 +324,11 @@ impl FnParser<'_> {
             let parts: Vec<&str> = rest.split(',').collect();
             let [ptr, is_null, not_null] = parts[..] else { return Err("expected `br.null vP, bbA, bbB`".into()) };
             let ptr = self.vreg(ptr)?;
-            return Ok(Some(Terminator::BranchNull { ptr, is_null: self.block(is_null)?, not_null: self.block(not_null)? }));
+            return Ok(Some(Terminator::BranchNull {
+                ptr,
+                is_null: self.block(is_null)?,
+                not_null: self.block(not_null)?,
+            }));
         }
         if let Some(rest) = t.strip_prefix("br.") {
             let (cond, args) = rest.split_once(' ').ok_or("expected `br.CC vA, X, bbT, bbF`")?;
@@ -323,7 +337,13 @@ impl FnParser<'_> {
             let cond = Self::cond(cond)?;
             let lhs = self.vreg(lhs)?;
             let rhs = self.operand(rhs)?;
-            return Ok(Some(Terminator::Branch { cond, lhs, rhs, then: self.block(then)?, otherwise: self.block(otherwise)? }));
+            return Ok(Some(Terminator::Branch {
+                cond,
+                lhs,
+                rhs,
+                then: self.block(then)?,
+                otherwise: self.block(otherwise)?,
+            }));
         }
         Ok(None)
     }
@@ -344,8 +364,15 @@ impl FnParser<'_> {
         }
         if let Some(rest) = t.strip_prefix("map.update ") {
             let parts: Vec<&str> = rest.split(',').collect();
-            let [map, key, value, flags] = parts[..] else { return Err("expected `map.update M, sK, sV, FLAGS`".into()) };
-            return Ok(Op::MapUpdate { map: self.map(map)?, key: self.slot(key)?, value: self.slot(value)?, flags: num(flags.trim())? });
+            let [map, key, value, flags] = parts[..] else {
+                return Err("expected `map.update M, sK, sV, FLAGS`".into());
+            };
+            return Ok(Op::MapUpdate {
+                map: self.map(map)?,
+                key: self.slot(key)?,
+                value: self.slot(value)?,
+                flags: num(flags.trim())?,
+            });
         }
         if let Some(rest) = t.strip_prefix("map.delete ") {
             let (map, key) = rest.split_once(',').ok_or("expected `map.delete M, sK`")?;
@@ -394,7 +421,12 @@ impl FnParser<'_> {
             }
             "load.ctx" | "load.ctx.s" => {
                 let (offset, width) = args.split_once(' ').ok_or("expected `load.ctx OFF uW`")?;
-                return Ok(Op::LoadCtx { dst, offset: num(offset)?, width: Self::width(width)?, signed: word == "load.ctx.s" });
+                return Ok(Op::LoadCtx {
+                    dst,
+                    offset: num(offset)?,
+                    width: Self::width(width)?,
+                    signed: word == "load.ctx.s",
+                });
             }
             _ => {}
         }
@@ -419,7 +451,10 @@ impl FnParser<'_> {
 
     fn helper(&mut self, call: &str) -> Result<Helper, String> {
         let call = call.trim();
-        let (name, args) = call.strip_suffix(')').and_then(|c| c.split_once('(')).ok_or_else(|| format!("expected `NAME(..)`, found `{call}`"))?;
+        let (name, args) = call
+            .strip_suffix(')')
+            .and_then(|c| c.split_once('('))
+            .ok_or_else(|| format!("expected `NAME(..)`, found `{call}`"))?;
         Ok(match name {
             "get_current_pid_tgid" => Helper::GetCurrentPidTgid,
             "get_current_uid_gid" => Helper::GetCurrentUidGid,
@@ -429,11 +464,19 @@ impl FnParser<'_> {
                 let slot = args.split(',').next().unwrap_or("");
                 Helper::GetCurrentComm { slot: self.slot(slot)? }
             }
+            "probe_read_user_str" | "probe_read_kernel_str" => {
+                let space = if name == "probe_read_user_str" { AddressSpace::User } else { AddressSpace::Kernel };
+                let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+                let [slot, len, ptr] = parts[..] else {
+                    return Err(format!("expected `{name}(sN, LEN, vP)`, found `{call}`"));
+                };
+                let len = len.parse::<u32>().map_err(|_| format!("invalid length `{len}` in `{call}`"))?;
+                Helper::ProbeReadStr { slot: self.slot(slot)?, len, ptr: self.vreg(ptr)?, space }
+            }
             other => return Err(format!("unknown helper `{other}`")),
         })
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -445,6 +488,21 @@ mod tests {
         let text = "map m0 calls: percpu_hash key 16 value 8 max 1024\n\nfn probe0(ctx: pt_regs) trigger uretprobe rate 500 {\n  slot s0: 16\n  slot s1: 8\n  v1: *calls?\nbb0: ; entry\n  call get_current_comm(s0, 16)\n  v0 = load.ctx.s 112 u32\n  v2 = sext32 v0\n  v3 = set.sge v2, -5\n  v4 = ashr v3, v2\n  v5 = neg v4\n  v6 = call ktime_get_ns()\n  v7 = 4294967296\n  store s1+0 u64, v7\n  v1 = map.lookup calls, s0\n  br.null v1, bb1, bb2\nbb1:\n  map.update calls, s0, s1, 1\n  map.delete calls, s0\n  jump bb3\nbb2:\n  v8 = load v1+8 u64\n  store v1+0 u8, v8\n  br.ugt v8, v6, bb3, bb1\nbb3:\n  ret\n}\n";
         let module = parse_module(text).expect("parses");
         assert_eq!(print_module(&module), text);
+    }
+
+    /// String reads and a loop (a back edge) round-trip too, and keep their operands.
+    #[test]
+    fn string_reads_and_loops_round_trip() {
+        let text = "map m0 slots: array key 4 value 8 max 4\n\nfn probe0(ctx: pt_regs) trigger uprobe {\n  slot s0: 64\n  slot s1: 8\nbb0: ; entry\n  v0 = load.ctx 112 u64\n  call probe_read_user_str(s0, 64, v0)\n  call probe_read_kernel_str(s0, 16, v0)\n  v1 = 0\n  jump bb1\nbb1:\n  br.ult v1, 4, bb2, bb3\nbb2:\n  store s1+0 u32, v1\n  v1 = add v1, 1\n  jump bb1\nbb3:\n  ret\n}\n";
+        let module = parse_module(text).expect("parses");
+        assert_eq!(print_module(&module), text);
+        let first = &module.functions[0].cfg[module.functions[0].entry].insts[1].op;
+        let expected = Helper::ProbeReadStr { slot: Slot(0), len: 64, ptr: Vreg(0), space: AddressSpace::User };
+        assert_eq!(first, &Op::Call { dst: None, helper: expected });
+        assert_eq!(first.uses(), vec![Vreg(0)]);
+        let err =
+            parse_module("fn f(ctx: pt_regs) {\n  slot s0: 8\nbb0:\n  call probe_read_user_str(s0, 8)\n  ret\n}\n");
+        assert!(err.unwrap_err().message.contains("probe_read_user_str(sN, LEN, vP)"));
     }
 
     #[test]

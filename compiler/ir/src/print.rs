@@ -96,6 +96,13 @@ fn op(op: &Op, maps: &[Map]) -> String {
                 Helper::GetCurrentComm { slot } => format!("get_current_comm(s{}, 16)", slot.0),
                 Helper::KtimeGetNs => "ktime_get_ns()".to_string(),
                 Helper::GetSmpProcessorId => "get_smp_processor_id()".to_string(),
+                Helper::ProbeReadStr { slot, len, ptr, space } => {
+                    let space = match space {
+                        AddressSpace::User => "user",
+                        AddressSpace::Kernel => "kernel",
+                    };
+                    format!("probe_read_{space}_str(s{}, {len}, v{})", slot.0, ptr.0)
+                }
             };
             match dst {
                 Some(d) => format!("v{} = call {call}", d.0),

@@ -213,6 +213,8 @@ pub mod helper_id {
     pub const GET_CURRENT_PID_TGID: i32 = 14;
     pub const GET_CURRENT_UID_GID: i32 = 15;
     pub const GET_CURRENT_COMM: i32 = 16;
+    pub const PROBE_READ_USER_STR: i32 = 114;
+    pub const PROBE_READ_KERNEL_STR: i32 = 115;
 
     /// Name of a helper as bpftool prints it, for the ids ppis emits.
     pub fn name(id: i32) -> Option<&'static str> {
@@ -225,6 +227,8 @@ pub mod helper_id {
             GET_CURRENT_PID_TGID => "bpf_get_current_pid_tgid",
             GET_CURRENT_UID_GID => "bpf_get_current_uid_gid",
             GET_CURRENT_COMM => "bpf_get_current_comm",
+            PROBE_READ_USER_STR => "bpf_probe_read_user_str",
+            PROBE_READ_KERNEL_STR => "bpf_probe_read_kernel_str",
             _ => return None,
         })
     }

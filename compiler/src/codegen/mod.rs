@@ -20,7 +20,8 @@ pub use insn::Insn;
 
 use insn::*;
 use ppis_ir::{
-    AluOp, Block, Cond, CtxKind, Function, Helper, MapId, Module, Op, Operand, Slot, Span, Terminator, Vreg, VregType,
+    AddressSpace, AluOp, Block, Cond, CtxKind, Function, Helper, MapId, Module, Op, Operand, Slot, Span, Terminator,
+    Vreg, VregType,
 };
 use regalloc::{Allocation, Location};
 
@@ -82,19 +83,10 @@ pub fn compile_function(func: &Function, module: &Module) -> Result<CompiledProg
     if func.cfg.node_weight(func.entry).is_none() {
         return error(func.span, format!("probe `{}` has no entry block", func.name));
     }
+    // Reverse post-order: every forward edge points later in the layout; the back edges of
+    // the bounded loops the verifier accepted point earlier and become backward jumps, which
+    // the kernel verifier accepts for bounded loops (since Linux 5.3).
     let layout = func.reverse_postorder();
-    let mut layout_index = vec![usize::MAX; func.cfg.node_count()];
-    for (i, b) in layout.iter().enumerate() {
-        layout_index[b.index()] = i;
-    }
-    for (i, &b) in layout.iter().enumerate() {
-        if func.cfg[b].term.successors().iter().any(|s| !matches!(layout_index.get(s.index()), Some(t) if *t > i)) {
-            return error(
-                func.cfg[b].term_span,
-                format!("probe `{}` contains a loop; the code generator only handles acyclic control flow", func.name),
-            );
-        }
-    }
     validate(func, module, &layout)?;
 
     // Slots first so that their size limit is reported before spills are even considered.
@@ -243,6 +235,12 @@ fn validate(func: &Function, module: &Module, layout: &[Block]) -> Result<(), Co
                 }
                 Op::Call { helper: Helper::GetCurrentComm { slot }, .. } => {
                     check_slot_holds(slot, 16, "get_current_comm")?
+                }
+                Op::Call { helper: Helper::ProbeReadStr { slot, len, .. }, .. } => {
+                    if len == 0 || len > i32::MAX as u32 {
+                        return error(span, format!("string read of {len} bytes"));
+                    }
+                    check_slot_holds(slot, len, "the string read")?
                 }
                 Op::Call { .. } => {}
                 Op::MapLookup { map: m, key, .. } | Op::MapDelete { map: m, key } => {
@@ -571,6 +569,21 @@ impl Emitter<'_> {
                         self.stack_pointer(R1, off);
                         self.emit(Insn::mov64_imm(R2, 16));
                         helper_id::GET_CURRENT_COMM
+                    }
+                    Helper::ProbeReadStr { slot, len, ptr, space } => {
+                        // The pointer is the one helper argument that is a value: move it to
+                        // r3 before r1 and r2 are overwritten, as it may live in either.
+                        let p = self.read(ptr, R3);
+                        if p != R3 {
+                            self.mov(R3, p);
+                        }
+                        let off = self.slot_offset(slot, 0);
+                        self.stack_pointer(R1, off);
+                        self.emit(Insn::mov64_imm(R2, len as i32));
+                        match space {
+                            AddressSpace::User => helper_id::PROBE_READ_USER_STR,
+                            AddressSpace::Kernel => helper_id::PROBE_READ_KERNEL_STR,
+                        }
                     }
                 };
                 self.emit(Insn::call(id));

@@ -7,8 +7,10 @@
 //!
 //! Register roles (see `super` for the code patterns that rely on them):
 //! - r0 and r5 are never allocated: they are the emitter's scratch registers (r0 also carries
-//!   helper results). Helper arguments only ever come from constants, slot addresses and map
-//!   references, never from values, so r1-r5 can be clobbered freely when setting up a call.
+//!   helper results). Helper arguments come from constants, slot addresses and map
+//!   references, and in one case (the pointer of a string read) from a value, which the
+//!   emitter moves to its argument register first; so r1-r5 can be clobbered freely when
+//!   setting up a call.
 //! - r1-r4 hold values whose interval contains no helper call (calls clobber r0-r5).
 //! - r6-r9 hold any value, and are the only registers for values live across a call.
 //! - Values that find no register live in their own 8-byte stack slot for their whole life.

@@ -4,7 +4,8 @@
 use super::layout::MapLayout;
 use super::LowerOptions;
 use ppis_ir::{
-    AluOp, Cond, CtxKind, FunctionBuilder, Helper, Op, Operand, ProbeMeta, Slot, Span, Terminator, Trigger, Vreg, VregType,
+    AddressSpace, AluOp, Cond, CtxKind, FunctionBuilder, Helper, Op, Operand, ProbeMeta, Slot, Span, Terminator,
+    Trigger, Vreg, VregType,
 };
 use ppis_lang::ast::{BinaryOp, UnaryOp};
 use ppis_lang::hir::{self, Builtin, ExprKind, MapKind, StmtKind};
@@ -63,7 +64,8 @@ impl<'a> FnLowerer<'a> {
             hir::Attach::Uprobe { .. } => Trigger::Uprobe,
             hir::Attach::Uretprobe { .. } => Trigger::Uretprobe,
         };
-        let mut l = FnLowerer { b: FunctionBuilder::new(name, ctx, probe.span), maps, map_defs, locals: Vec::new(), opts };
+        let mut l =
+            FnLowerer { b: FunctionBuilder::new(name, ctx, probe.span), maps, map_defs, locals: Vec::new(), opts };
         l.b.set_probe(ProbeMeta { trigger, rate: probe.rate.map(|r| (r, probe.span)) });
         for local in &probe.locals {
             let home = match local.ty {
@@ -181,6 +183,10 @@ impl<'a> FnLowerer<'a> {
                 let key = self.key(*map, keys, span);
                 let layout = &self.maps[*map];
                 let value_slot = self.b.new_slot(layout.kernel.value_size);
+                if self.map_defs[*map].value.size() < layout.kernel.value_size {
+                    // The kernel copies the whole value: its padding must be initialised too.
+                    self.emit(Op::ZeroSlot { slot: value_slot }, span);
+                }
                 let v = self.expr(value);
                 self.store_value(value_slot, 0, v, self.map_defs[*map].value, span);
                 self.emit(Op::MapUpdate { map: *map, key, value: value_slot, flags: 0 }, span);
@@ -226,7 +232,42 @@ impl<'a> FnLowerer<'a> {
             StmtKind::Return => {
                 self.b.terminate(Terminator::Return, span);
             }
+            StmtKind::For { local, start, end, body } => self.for_loop(*local, start, end, body, span),
         }
+    }
+
+    /// `for i in start..end { body }` as the natural loop the verifier recognises (see
+    /// docs/ir.md): the counter and the bound are set before the header, the header is the
+    /// only entry and tests `i < bound`, the latch is the only back edge and the only place
+    /// that writes the counter. The bound is copied to its own register (unless it is a small
+    /// constant) so that the body cannot change it.
+    fn for_loop(&mut self, local: usize, start: &hir::Expr, end: &hir::Expr, body: &[hir::Stmt], span: Span) {
+        let LocalHome::Reg(counter) = self.locals[local] else { unreachable!("checker: loop variables are u64") };
+        let first = self.scalar_operand(start);
+        self.emit(Op::Mov { dst: counter, src: first }, span);
+        let bound = match self.scalar_operand(end) {
+            Operand::Imm(limit) => Operand::Imm(limit),
+            Operand::Reg(value) => {
+                let copy = self.reg();
+                self.emit(Op::Mov { dst: copy, src: Operand::Reg(value) }, span);
+                Operand::Reg(copy)
+            }
+        };
+        let (header, body_block, latch, exit) =
+            (self.b.new_block(), self.b.new_block(), self.b.new_block(), self.b.new_block());
+        self.b.terminate(Terminator::Jump(header), span);
+        self.b.switch_to(header);
+        self.b.terminate(
+            Terminator::Branch { cond: Cond::Ult, lhs: counter, rhs: bound, then: body_block, otherwise: exit },
+            span,
+        );
+        self.b.switch_to(body_block);
+        self.stmts(body);
+        self.jump_to(latch, span);
+        self.b.switch_to(latch);
+        self.emit(Op::Alu { op: AluOp::Add, dst: counter, lhs: counter, rhs: Operand::Imm(1) }, span);
+        self.b.terminate(Terminator::Jump(header), span);
+        self.b.switch_to(exit);
     }
 
     /// Loads a map value of type `ty` at offset 0 of a non-null value pointer.
@@ -252,7 +293,9 @@ impl<'a> FnLowerer<'a> {
     /// Stores value `v` of type `ty` at `slot + offset` with `ty`'s width.
     fn store_value(&mut self, slot: Slot, offset: u32, v: Val, ty: Ty, span: Span) {
         match v {
-            Val::Reg(r) => self.emit(Op::StoreSlot { slot, offset, width: ty.size() as u8, src: Operand::Reg(r) }, span),
+            Val::Reg(r) => {
+                self.emit(Op::StoreSlot { slot, offset, width: ty.size() as u8, src: Operand::Reg(r) }, span)
+            }
             Val::Str { slot: src, len } => {
                 // Keys are laid out with 1-byte alignment for strings: copy bytewise when the
                 // destination offset is not word aligned.
@@ -272,6 +315,14 @@ impl<'a> FnLowerer<'a> {
     /// Builds the kernel key of `map` for `keys` in a fresh zeroed slot (padding included, as
     /// the kernel hashes every key byte).
     fn key(&mut self, map: usize, keys: &[hir::Expr], span: Span) -> Slot {
+        if let (MapKind::Array { .. }, [index]) = (self.map_defs[map].kind, keys) {
+            // The kernel index is a `u32`; the verifier proves the `u64` below the length,
+            // so keeping the low 4 bytes keeps the value.
+            let slot = self.b.new_slot(4);
+            let value = self.scalar_operand(index);
+            self.emit(Op::StoreSlot { slot, offset: 0, width: 4, src: value }, span);
+            return slot;
+        }
         let layout = &self.maps[map];
         let key_size = layout.kernel.key_size;
         let offsets = layout.key_offsets.clone();
@@ -300,7 +351,9 @@ impl<'a> FnLowerer<'a> {
         let key = self.key(map, keys, span);
         if let Some(bucket) = self.bucket(kind, v, signed, span) {
             match bucket_offset {
-                Some(off) => self.emit(Op::StoreSlot { slot: key, offset: off, width: 8, src: Operand::Reg(bucket) }, span),
+                Some(off) => {
+                    self.emit(Op::StoreSlot { slot: key, offset: off, width: 8, src: Operand::Reg(bucket) }, span)
+                }
                 None => self.emit(Op::StoreSlot { slot: key, offset: 0, width: 4, src: Operand::Reg(bucket) }, span),
             }
         }
@@ -338,7 +391,13 @@ impl<'a> FnLowerer<'a> {
                 let seen = self.reg();
                 self.emit(Op::LoadPtr { dst: seen, ptr, offset: 8, width: 8 }, span);
                 self.b.terminate(
-                    Terminator::Branch { cond: Cond::Eq, lhs: seen, rhs: Operand::Imm(0), then: store, otherwise: check },
+                    Terminator::Branch {
+                        cond: Cond::Eq,
+                        lhs: seen,
+                        rhs: Operand::Imm(0),
+                        then: store,
+                        otherwise: check,
+                    },
                     span,
                 );
                 self.b.switch_to(check);
@@ -358,7 +417,7 @@ impl<'a> FnLowerer<'a> {
                 self.emit(Op::StorePtr { ptr, offset: 0, width: 8, src: Operand::Reg(v) }, span);
                 self.emit(Op::StorePtr { ptr, offset: 8, width: 8, src: Operand::Imm(1) }, span);
             }
-            MapKind::Hash => unreachable!("checker: no aggregation methods on hash maps"),
+            MapKind::Hash | MapKind::Array { .. } => unreachable!("checker: no aggregation methods on plain maps"),
         }
         self.jump_to(done, span);
         self.b.switch_to(done);
@@ -398,8 +457,10 @@ impl<'a> FnLowerer<'a> {
         }
         self.emit(Op::Mov { dst: bucket, src: Operand::Imm(1) }, span);
         let positive = self.b.new_block();
-        self.b
-            .terminate(Terminator::Branch { cond: Cond::Eq, lhs: v, rhs: Operand::Imm(0), then: done, otherwise: positive }, span);
+        self.b.terminate(
+            Terminator::Branch { cond: Cond::Eq, lhs: v, rhs: Operand::Imm(0), then: done, otherwise: positive },
+            span,
+        );
         self.b.switch_to(positive);
         let x = self.reg();
         self.emit(Op::Mov { dst: x, src: Operand::Reg(v) }, span);
@@ -407,7 +468,10 @@ impl<'a> FnLowerer<'a> {
         for shift in [32i64, 16, 8, 4, 2, 1] {
             let (take, next) = (self.b.new_block(), self.b.new_block());
             let limit = self.operand(1i64 << shift, span);
-            self.b.terminate(Terminator::Branch { cond: Cond::Uge, lhs: x, rhs: limit, then: take, otherwise: next }, span);
+            self.b.terminate(
+                Terminator::Branch { cond: Cond::Uge, lhs: x, rhs: limit, then: take, otherwise: next },
+                span,
+            );
             self.b.switch_to(take);
             self.emit(Op::Alu { op: AluOp::LShr, dst: x, lhs: x, rhs: Operand::Imm(shift) }, span);
             self.emit(Op::Alu { op: AluOp::Add, dst: bucket, lhs: bucket, rhs: Operand::Imm(shift) }, span);
@@ -426,14 +490,23 @@ impl<'a> FnLowerer<'a> {
         let (not_low, inside, done) = (self.b.new_block(), self.b.new_block(), self.b.new_block());
         self.emit(Op::Mov { dst: bucket, src: Operand::Imm(0) }, span);
         let lo_op = self.operand(lo, span);
-        self.b.terminate(Terminator::Branch { cond: Cond::Slt, lhs: v, rhs: lo_op, then: done, otherwise: not_low }, span);
+        self.b.terminate(
+            Terminator::Branch { cond: Cond::Slt, lhs: v, rhs: lo_op, then: done, otherwise: not_low },
+            span,
+        );
         self.b.switch_to(not_low);
         self.emit(Op::Mov { dst: bucket, src: Operand::Imm(inner + 1) }, span);
-        let hi_op = self.operand(hi, span);
-        self.b.terminate(Terminator::Branch { cond: Cond::Sge, lhs: v, rhs: hi_op, then: done, otherwise: inside }, span);
-        self.b.switch_to(inside);
+        // With `v >= lo` (signed), `v >= hi` exactly when the unsigned distance `v - lo` is at
+        // least `hi - lo`; comparing the distance lets the verifier bound the bucket index
+        // (`(v - lo) / step < inner`), which it must prove below the array's length.
         let lo_op = self.operand(lo, span);
         let off = self.alu(AluOp::Sub, v, lo_op, span);
+        let width_op = self.operand(hi.wrapping_sub(lo), span);
+        self.b.terminate(
+            Terminator::Branch { cond: Cond::Uge, lhs: off, rhs: width_op, then: done, otherwise: inside },
+            span,
+        );
+        self.b.switch_to(inside);
         let step_op = self.operand(step, span);
         let idx = self.alu(AluOp::UDiv, off, step_op, span);
         self.emit(Op::Alu { op: AluOp::Add, dst: bucket, lhs: idx, rhs: Operand::Imm(1) }, span);
@@ -464,7 +537,9 @@ impl<'a> FnLowerer<'a> {
             ExprKind::Unary { op: UnaryOp::Not, operand } => self.cond(operand, otherwise, then),
             ExprKind::Bool(true) => self.b.terminate(Terminator::Jump(then), span),
             ExprKind::Bool(false) => self.b.terminate(Terminator::Jump(otherwise), span),
-            ExprKind::Binary { op, lhs, rhs } if compare_cond(*op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. }) => {
+            ExprKind::Binary { op, lhs, rhs }
+                if compare_cond(*op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. }) =>
+            {
                 let cond = compare_cond(*op, lhs.ty).expect("comparison");
                 let l = self.scalar(lhs);
                 let r = self.scalar_operand(rhs);
@@ -472,7 +547,10 @@ impl<'a> FnLowerer<'a> {
             }
             _ => {
                 let v = self.scalar(e);
-                self.b.terminate(Terminator::Branch { cond: Cond::Ne, lhs: v, rhs: Operand::Imm(0), then, otherwise }, span);
+                self.b.terminate(
+                    Terminator::Branch { cond: Cond::Ne, lhs: v, rhs: Operand::Imm(0), then, otherwise },
+                    span,
+                );
             }
         }
     }
@@ -525,11 +603,25 @@ impl<'a> FnLowerer<'a> {
                 // The tracepoint context only allows naturally aligned loads.
                 let mut i = 0;
                 while i < *len {
-                    let width = [8u32, 4, 2, 1].into_iter().find(|w| (offset + i) % w == 0 && i + w <= *len).unwrap_or(1);
+                    let width =
+                        [8u32, 4, 2, 1].into_iter().find(|w| (offset + i) % w == 0 && i + w <= *len).unwrap_or(1);
                     let t = self.load_ctx(offset + i, width as u8, false, span);
                     self.emit(Op::StoreSlot { slot, offset: i, width: width as u8, src: Operand::Reg(t) }, span);
                     i += width;
                 }
+                Val::Str { slot, len: *len }
+            }
+            ExprKind::ReadStr { ptr, len, space } => {
+                let ptr = self.scalar(ptr);
+                let slot = self.b.new_slot(*len);
+                // The helper stops at the NUL: zero first so the bytes after it are padding.
+                self.emit(Op::ZeroSlot { slot }, span);
+                let space = match space {
+                    hir::AddressSpace::User => AddressSpace::User,
+                    hir::AddressSpace::Kernel => AddressSpace::Kernel,
+                };
+                let helper = Helper::ProbeReadStr { slot, len: *len, ptr, space };
+                self.emit(Op::Call { dst: None, helper }, span);
                 Val::Str { slot, len: *len }
             }
             ExprKind::Coalesce { map, keys, default } => {
@@ -735,10 +827,16 @@ impl<'a> FnLowerer<'a> {
             self.emit(Op::LoadSlot { dst: x, slot: a, offset: i, width: 1 }, span);
             self.emit(Op::LoadSlot { dst: y, slot: b, offset: i, width: 1 }, span);
             let same = self.b.new_block();
-            self.b.terminate(Terminator::Branch { cond: Cond::Ne, lhs: x, rhs: Operand::Reg(y), then: differ, otherwise: same }, span);
+            self.b.terminate(
+                Terminator::Branch { cond: Cond::Ne, lhs: x, rhs: Operand::Reg(y), then: differ, otherwise: same },
+                span,
+            );
             self.b.switch_to(same);
             let next = self.b.new_block();
-            self.b.terminate(Terminator::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), then: equal, otherwise: next }, span);
+            self.b.terminate(
+                Terminator::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), then: equal, otherwise: next },
+                span,
+            );
             self.b.switch_to(next);
         }
         self.b.terminate(Terminator::Jump(equal), span);
@@ -759,10 +857,34 @@ fn compare_cond(op: BinaryOp, ty: Ty) -> Option<Cond> {
     Some(match op {
         BinaryOp::Eq => Cond::Eq,
         BinaryOp::Ne => Cond::Ne,
-        BinaryOp::Lt => if s { Cond::Slt } else { Cond::Ult },
-        BinaryOp::Le => if s { Cond::Sle } else { Cond::Ule },
-        BinaryOp::Gt => if s { Cond::Sgt } else { Cond::Ugt },
-        BinaryOp::Ge => if s { Cond::Sge } else { Cond::Uge },
+        BinaryOp::Lt => {
+            if s {
+                Cond::Slt
+            } else {
+                Cond::Ult
+            }
+        }
+        BinaryOp::Le => {
+            if s {
+                Cond::Sle
+            } else {
+                Cond::Ule
+            }
+        }
+        BinaryOp::Gt => {
+            if s {
+                Cond::Sgt
+            } else {
+                Cond::Ugt
+            }
+        }
+        BinaryOp::Ge => {
+            if s {
+                Cond::Sge
+            } else {
+                Cond::Uge
+            }
+        }
         _ => return None,
     })
 }

@@ -61,10 +61,14 @@ fn manifest_kind(kind: MapKind) -> manifest::MapKind {
         MapKind::Hist => manifest::MapKind::Hist,
         MapKind::Lhist { lo, hi, step } => manifest::MapKind::Lhist { lo, hi, step },
         MapKind::Hash => manifest::MapKind::Hash,
+        MapKind::Array { len, .. } => manifest::MapKind::Array { len },
     }
 }
 
 pub fn layout(def: &MapDef) -> MapLayout {
+    if let MapKind::Array { len, per_cpu } = def.kind {
+        return array_layout(def, len, per_cpu);
+    }
     let mut offset = 0u32;
     let mut key_offsets = Vec::new();
     for ty in &def.key {
@@ -88,7 +92,9 @@ pub fn layout(def: &MapDef) -> MapLayout {
     let (value_size, value) = match def.kind {
         MapKind::Min | MapKind::Max => (16, manifest::ValueLayout::Extremum { signed }),
         MapKind::Avg => (16, manifest::ValueLayout::SumCount { signed }),
-        MapKind::Hash => (align_to(def.value.size(), 8), manifest::ValueLayout::Scalar { ty: scalar(def.value) }),
+        MapKind::Hash | MapKind::Array { .. } => {
+            (align_to(def.value.size(), 8), manifest::ValueLayout::Scalar { ty: scalar(def.value) })
+        }
         MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
             (8, manifest::ValueLayout::Scalar { ty: scalar(Ty::U64) })
         }
@@ -114,11 +120,38 @@ pub fn layout(def: &MapDef) -> MapLayout {
         object_name: def.name.clone(),
         kind: manifest_kind(def.kind),
         per_cpu,
-        key: def.key.iter().zip(&key_offsets).map(|(ty, off)| manifest::Field { offset: *off, ty: scalar(*ty) }).collect(),
+        key: def
+            .key
+            .iter()
+            .zip(&key_offsets)
+            .map(|(ty, off)| manifest::Field { offset: *off, ty: scalar(*ty) })
+            .collect(),
         key_size,
         bucket_offset,
         value_size,
         value,
     };
     MapLayout { kernel, key_offsets, bucket_offset, is_array, info }
+}
+
+/// An `array[len]`: a kernel (per-CPU) array of `len` values whose key is the `u32` index.
+/// The source index is a `u64`; the code stores its low 4 bytes once the verifier has proven
+/// it below `len`, so the truncation never changes it.
+fn array_layout(def: &MapDef, len: u32, per_cpu: bool) -> MapLayout {
+    let index = manifest::ScalarType::Int { bytes: 4, signed: false };
+    let value_size = align_to(def.value.size(), 8);
+    let kind = if per_cpu { MapType::PerCpuArray } else { MapType::Array };
+    let kernel = Map { name: def.name.clone(), kind, key_size: 4, value_size, max_entries: len };
+    let info = manifest::MapInfo {
+        name: def.name.clone(),
+        object_name: def.name.clone(),
+        kind: manifest_kind(def.kind),
+        per_cpu,
+        key: vec![manifest::Field { offset: 0, ty: index }],
+        key_size: 4,
+        bucket_offset: None,
+        value_size,
+        value: manifest::ValueLayout::Scalar { ty: scalar(def.value) },
+    };
+    MapLayout { kernel, key_offsets: vec![0], bucket_offset: None, is_array: true, info }
 }

@@ -23,7 +23,8 @@ pub struct Lowered {
 
 pub fn lower(program: &hir::Program, source: &str, opts: &LowerOptions) -> Lowered {
     let layouts: Vec<layout::MapLayout> = program.maps.iter().map(layout::layout).collect();
-    let mut module = ppis_ir::Module { maps: layouts.iter().map(|l| l.kernel.clone()).collect(), functions: Vec::new() };
+    let mut module =
+        ppis_ir::Module { maps: layouts.iter().map(|l| l.kernel.clone()).collect(), functions: Vec::new() };
     let mut sections = Vec::new();
     let mut probes = Vec::new();
     for (i, probe) in program.probes.iter().enumerate() {

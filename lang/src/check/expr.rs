@@ -165,6 +165,7 @@ impl Checker<'_> {
                     None => Val::Error,
                 }
             }
+            ast::ExprKind::Call { name, args } => self.call(name, args, span),
             ast::ExprKind::Error => {
                 self.saw_parse_error = true;
                 Val::Error

@@ -14,7 +14,10 @@ pub const MAX_STR_LEN: u64 = 256;
 /// Most buckets an `lhist` may have (its value is one array of counters).
 pub const MAX_LHIST_BUCKETS: i128 = 1024;
 
-const MAP_KINDS: &[&str] = &["count", "sum", "min", "max", "avg", "hist", "lhist", "hash"];
+/// Most slots an `array[N]` may have (its kernel map is allocated whole when loaded).
+pub const MAX_ARRAY_LEN: u64 = 1 << 20;
+
+const MAP_KINDS: &[&str] = &["count", "sum", "min", "max", "avg", "hist", "lhist", "hash", "array", "percpu_array"];
 const TYPE_NAMES: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "str"];
 
 impl Checker<'_> {
@@ -119,6 +122,12 @@ impl Checker<'_> {
             decl.key.iter().map(|ty| self.resolve_type(ty)).collect::<Vec<_>>().into_iter().collect();
         let value = decl.value.as_ref().and_then(|ty| self.resolve_type(ty));
         let name = &decl.name.node;
+        // Checked as an array even when its length was invalid (reported), so that its
+        // declaration is not also judged by the rules of keyed maps.
+        let is_array = matches!(decl.kind.node, MapKindAst::Array { .. });
+        if is_array {
+            self.check_array_decl(decl, value);
+        }
         let is_hash = kind == Some(MapKind::Hash);
         if is_hash && decl.value.is_none() {
             self.report(
@@ -135,7 +144,7 @@ impl Checker<'_> {
             );
         }
         if let (Some(kind), Some(value_ty)) = (kind, &decl.value) {
-            if kind != MapKind::Hash {
+            if !kind.is_plain() {
                 self.report(
                     Diagnostic::error("E0214", "only hash maps have a value type", value_ty.span)
                         .label("aggregations infer their value type")
@@ -144,6 +153,8 @@ impl Checker<'_> {
             }
         }
         match (&decl.max, decl.key.is_empty()) {
+            // Arrays: reported by `check_array_decl`.
+            _ if is_array => {}
             (None, false) => self.report(
                 Diagnostic::error("E0212", format!("keyed map `{name}` needs a size"), decl.span)
                     .label("no `max N`")
@@ -161,21 +172,86 @@ impl Checker<'_> {
             ),
             _ => {}
         }
+        let (key, max_entries) = match kind {
+            // An array is indexed by one `u64` (stored as the kernel's `u32` index).
+            Some(MapKind::Array { len, .. }) => (Some(vec![Ty::U64]), Some(len as u64)),
+            _ => (key, decl.max.as_ref().map(|max| max.node)),
+        };
         let id = self.maps.len();
         self.maps.push(MapInfo {
             name: name.clone(),
             span: decl.name.span,
             kind,
             key,
-            value: if is_hash { value } else { None },
-            max_entries: decl.max.as_ref().map(|max| max.node),
+            value: if kind.is_some_and(MapKind::is_plain) { value } else { None },
+            max_entries,
             records_signed: false,
         });
         self.map_ids.insert(name.clone(), id);
     }
 
+    /// The parts of an array declaration `map NAME: array[N] -> TYPE;` that `map_kind`
+    /// cannot see: no key types, no `max`, a value type (an integer for per-CPU arrays,
+    /// whose per-CPU values are summed when read).
+    fn check_array_decl(&mut self, decl: &ast::MapDecl, value: Option<Ty>) {
+        let name = &decl.name.node;
+        let MapKindAst::Array { per_cpu, .. } = decl.kind.node else { return };
+        if let Some(first) = decl.key.first() {
+            self.report(
+                Diagnostic::error(
+                    "E0224",
+                    format!("array `{name}` is indexed by position, not by key types"),
+                    first.span,
+                )
+                .label("key types are for hash maps and aggregations")
+                .with_help(format!("give the length instead: `map {name}: array[256] -> u64;`")),
+            );
+        }
+        if let Some(max) = &decl.max {
+            self.report(
+                Diagnostic::error("E0224", format!("array `{name}` has a fixed length"), max.span)
+                    .label("`max` is for keyed maps")
+                    .with_help("remove `max N`; the length goes in brackets: `array[256]`"),
+            );
+        }
+        match (&decl.value, value) {
+            (None, _) => self.report(
+                Diagnostic::error("E0214", format!("array `{name}` needs a value type"), decl.kind.span)
+                    .label("no `-> TYPE`")
+                    .with_help(format!("declare the value type, e.g. `map {name}: array[256] -> u64;`")),
+            ),
+            (Some(ty), Some(resolved)) if per_cpu && !resolved.is_int() => self.report(
+                Diagnostic::error("E0214", format!("per-CPU array `{name}` must hold integers"), ty.span)
+                    .label(format!("`{resolved}` values of several CPUs cannot be summed"))
+                    .with_help("use an integer type, or a shared `array[N]`"),
+            ),
+            _ => {}
+        }
+    }
+
     fn map_kind(&mut self, kind: &crate::span::Spanned<MapKindAst>) -> Option<MapKind> {
         Some(match &kind.node {
+            MapKindAst::Array { len, per_cpu } => match len {
+                Some(len) if (1..=MAX_ARRAY_LEN).contains(len) => {
+                    MapKind::Array { len: *len as u32, per_cpu: *per_cpu }
+                }
+                Some(len) => {
+                    self.report(
+                        Diagnostic::error("E0224", format!("invalid array length {len}"), kind.span)
+                            .label(format!("must be 1 to {MAX_ARRAY_LEN}"))
+                            .with_help("e.g. `array[256] -> u64`"),
+                    );
+                    return None;
+                }
+                None => {
+                    self.report(
+                        Diagnostic::error("E0224", "array map without a length", kind.span)
+                            .label("expected `array[N]`")
+                            .with_help("give the number of slots, e.g. `map slots: array[256] -> u64;`"),
+                    );
+                    return None;
+                }
+            },
             MapKindAst::Count => MapKind::Count,
             MapKindAst::Sum => MapKind::Sum,
             MapKindAst::Min => MapKind::Min,
@@ -208,7 +284,7 @@ impl Checker<'_> {
                 let help = match closest(name, MAP_KINDS.iter().copied()) {
                     Some(kind) => format!("did you mean `{kind}`?"),
                     None => {
-                        "the map kinds are count, sum, min, max, avg, hist, lhist(lo, hi, step) and hash".to_string()
+                        "the map kinds are count, sum, min, max, avg, hist, lhist(lo, hi, step), hash, array[N] and percpu_array[N]".to_string()
                     }
                 };
                 self.report(

@@ -144,7 +144,7 @@ impl MapInfo {
     fn to_def(&self) -> hir::MapDef {
         let kind = self.kind.unwrap_or(hir::MapKind::Hash);
         let value = match kind {
-            hir::MapKind::Hash => self.value.unwrap_or(Ty::U64),
+            hir::MapKind::Hash | hir::MapKind::Array { .. } => self.value.unwrap_or(Ty::U64),
             hir::MapKind::Count => Ty::U64,
             _ if self.records_signed => Ty::I64,
             _ => Ty::U64,
@@ -179,6 +179,7 @@ fn convert_aggregate_values(stmts: &mut [hir::Stmt], maps: &[hir::MapDef]) {
                 convert_aggregate_values(then, maps);
                 convert_aggregate_values(otherwise, maps);
             }
+            hir::StmtKind::For { body, .. } => convert_aggregate_values(body, maps),
             _ => {}
         }
     }

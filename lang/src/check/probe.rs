@@ -50,6 +50,8 @@ pub(super) struct ProbeCx {
     /// False for a local whose value had errors: its uses are silent errors.
     local_ok: Vec<bool>,
     local_used: Vec<bool>,
+    /// True for `for` loop variables, which the body may read but not assign.
+    local_readonly: Vec<bool>,
     scopes: Vec<HashMap<String, LocalId>>,
 }
 
@@ -63,6 +65,8 @@ fn kind_name(kind: MapKind) -> &'static str {
         MapKind::Hist => "hist",
         MapKind::Lhist { .. } => "lhist",
         MapKind::Hash => "hash",
+        MapKind::Array { per_cpu: false, .. } => "array",
+        MapKind::Array { per_cpu: true, .. } => "percpu_array",
     }
 }
 
@@ -137,6 +141,7 @@ impl Checker<'_> {
             locals: Vec::new(),
             local_ok: Vec::new(),
             local_used: Vec::new(),
+            local_readonly: Vec::new(),
             scopes: Vec::new(),
         };
         let attach = match &point.kind {
@@ -214,6 +219,7 @@ impl Checker<'_> {
         cx.locals.push(hir::Local { name: name.node.clone(), ty: ty.unwrap_or(Ty::U64), span: name.span });
         cx.local_ok.push(ty.is_some());
         cx.local_used.push(false);
+        cx.local_readonly.push(false);
         if let Some(scope) = cx.scopes.last_mut() {
             scope.insert(name.node.clone(), id);
         }
@@ -499,7 +505,7 @@ impl Checker<'_> {
     /// Reports a read of map `id` unless it is a hash map; true if the read is fine.
     fn check_readable(&mut self, id: MapId, span: Span) -> bool {
         match self.maps[id].kind {
-            Some(MapKind::Hash) => true,
+            Some(MapKind::Hash | MapKind::Array { .. }) => true,
             None => false,
             Some(kind) => {
                 let name = self.maps[id].name.clone();
@@ -512,7 +518,7 @@ impl Checker<'_> {
                     )
                     .label(format!("`{name}` is a {} map", kind_name(kind)))
                     .with_secondary(map_span, "declared here")
-                    .with_help("if a probe must read a value back, keep it in a hash map: `hash[KEY] -> u64`"),
+                    .with_help("if a probe must read a value back, keep it in a hash map (`hash[KEY] -> u64`) or an `array[N]`"),
                 );
                 false
             }
@@ -596,6 +602,18 @@ impl Checker<'_> {
                     self.check_loose(&target.keys);
                     return None;
                 };
+                if let Some(MapKind::Array { len, .. }) = self.maps[id].kind {
+                    let name = &target.map.node;
+                    let map_span = self.maps[id].span;
+                    self.report(
+                        Diagnostic::error("E0223", format!("cannot delete from array `{name}`"), stmt.span)
+                            .label(format!("an array always holds its {len} slots"))
+                            .with_secondary(map_span, "declared here")
+                            .with_help(format!("reset the slot instead: `{name}[i] = 0;`")),
+                    );
+                    self.check_loose(&target.keys);
+                    return None;
+                }
                 if self.maps[id].key.as_ref().is_some_and(Vec::is_empty) {
                     let name = &target.map.node;
                     self.report(
@@ -619,6 +637,7 @@ impl Checker<'_> {
                 self.if_let(name, source, then, otherwise.as_ref())?
             }
             ast::StmtKind::Return => StmtKind::Return,
+            ast::StmtKind::For { var, start, end, body } => self.for_loop(var, start, end, body)?,
             ast::StmtKind::Error => {
                 self.saw_parse_error = true;
                 return None;
@@ -632,6 +651,16 @@ impl Checker<'_> {
         if let Some(local) = self.lookup_local(&name.node) {
             let cx = self.probe.as_ref()?;
             if !cx.local_ok[local] {
+                return None;
+            }
+            if cx.local_readonly[local] {
+                let declared = cx.locals[local].span;
+                self.report(
+                    Diagnostic::error("E0106", format!("cannot assign to loop variable `{}`", name.node), name.span)
+                        .label("the loop counts it; the body may only read it")
+                        .with_secondary(declared, "declared by this `for`")
+                        .with_help(format!("copy it into a local first: `let j = {};`", name.node)),
+                );
                 return None;
             }
             let ty = cx.locals[local].ty;
@@ -673,7 +702,7 @@ impl Checker<'_> {
             return None;
         };
         match self.maps[id].kind {
-            Some(MapKind::Hash) => {}
+            Some(MapKind::Hash | MapKind::Array { .. }) => {}
             None => {
                 self.check_loose(&target.keys);
                 self.check_loose(std::slice::from_ref(value));
@@ -717,14 +746,15 @@ impl Checker<'_> {
                 self.check_loose(args);
                 return None;
             }
-            Some(MapKind::Hash) => {
+            Some(kind @ (MapKind::Hash | MapKind::Array { .. })) => {
+                let kind = kind_name(kind);
                 self.report(
                     Diagnostic::error(
                         "E0207",
-                        format!("hash map `{name}` has no method `{}`", method.node),
+                        format!("{kind} map `{name}` has no method `{}`", method.node),
                         method.span,
                     )
-                    .label("hash maps have no methods")
+                    .label(format!("{kind} maps have no methods"))
                     .with_secondary(map_span, "declared here")
                     .with_help(format!("assign an entry: `{name}[key] = value;`")),
                 );
@@ -805,6 +835,106 @@ impl Checker<'_> {
             }
         };
         Some(StmtKind::Aggregate { map: id, keys: keys?, value })
+    }
+
+    /// `for var in start..end { body }`: both bounds are `u64`, `var` a read-only `u64` in
+    /// the body. Whether the loop is bounded is the verifier's to prove (a constant `end`, or
+    /// one a guard keeps small).
+    fn for_loop(&mut self, var: &Ident, start: &ast::Expr, end: &ast::Expr, body: &ast::Block) -> Option<StmtKind> {
+        let start_val = self.expr(start);
+        let start = self.coerce(start_val, Ty::U64, "the start of a `for` range");
+        let end_val = self.expr(end);
+        let end = self.coerce(end_val, Ty::U64, "the end of a `for` range");
+        if let Some(cx) = self.probe.as_mut() {
+            cx.scopes.push(HashMap::new());
+        }
+        let local = self.declare_local(var, Some(Ty::U64));
+        if let (Some(local), Some(cx)) = (local, self.probe.as_mut()) {
+            cx.local_readonly[local] = true;
+        }
+        let body = self.block(body);
+        if let Some(cx) = self.probe.as_mut() {
+            cx.scopes.pop();
+        }
+        Some(StmtKind::For { local: local?, start: start?, end: end?, body })
+    }
+
+    /// A call of a built-in function; today only `str(ptr, N)`.
+    pub(super) fn call(&mut self, name: &Ident, args: &[ast::Expr], span: Span) -> Val {
+        if name.node != "str" {
+            let help = match closest(&name.node, ["str"]) {
+                Some(close) => format!("did you mean `{close}`? The built-in functions are `str(ptr, N)`"),
+                None => "the only built-in function is `str(ptr, N)`, a bounded string read".to_string(),
+            };
+            self.report(
+                Diagnostic::error("E0225", format!("unknown function `{}`", name.node), name.span)
+                    .label("not a function")
+                    .with_help(help),
+            );
+            self.check_loose(args);
+            return Val::Error;
+        }
+        let [ptr, len] = args else {
+            self.report(
+                Diagnostic::error("E0226", format!("`str` takes 2 arguments, found {}", args.len()), span)
+                    .label("expected `str(ptr, N)`")
+                    .with_help("pass the pointer and the most bytes to read, e.g. `str(args.filename, 64)`"),
+            );
+            self.check_loose(args);
+            return Val::Error;
+        };
+        let ptr_val = self.expr(ptr);
+        let ptr = self.coerce(ptr_val, Ty::U64, "the pointer of `str(ptr, N)`");
+        let max = super::items::MAX_STR_LEN;
+        let len = match self.expr(len) {
+            Val::Error => None,
+            Val::IntLit { value, .. } if (1..=max as i128).contains(&value) => Some(value as u32),
+            Val::IntLit { value, span: len_span } => {
+                self.report(
+                    Diagnostic::error("E0415", format!("string read of {value} bytes"), len_span)
+                        .label(format!("must be 1 to {max}: the string lands in a stack buffer"))
+                        .with_help("read at most 256 bytes, e.g. `str(ptr, 64)`"),
+                );
+                None
+            }
+            other => {
+                let len_span = len.span;
+                drop(other);
+                self.report(
+                    Diagnostic::error("E0415", "unbounded string read: the length is not a constant", len_span)
+                        .label("computed at run time")
+                        .with_help("give the most bytes to read as a constant, e.g. `str(ptr, 64)`"),
+                );
+                None
+            }
+        };
+        let Some(cx) = self.probe.as_ref() else {
+            self.report(
+                Diagnostic::error("E0217", "`str(..)` is not a constant", span)
+                    .label("reads memory at run time")
+                    .with_help("consts are fixed at compile time; use it inside a probe"),
+            );
+            return Val::Error;
+        };
+        // Uprobe arguments are user pointers; so are the pointer arguments of syscalls, which
+        // is what the `syscalls` and `raw_syscalls` tracepoints record. Other tracepoints
+        // record kernel pointers.
+        let space = match cx.kind {
+            ProbeKind::Tracepoint
+                if !(cx.tracepoint.starts_with("syscalls:") || cx.tracepoint.starts_with("raw_syscalls:")) =>
+            {
+                hir::AddressSpace::Kernel
+            }
+            _ => hir::AddressSpace::User,
+        };
+        match (ptr, len) {
+            (Some(ptr), Some(len)) => Val::Typed(hir::Expr {
+                kind: ExprKind::ReadStr { ptr: Box::new(ptr), len, space },
+                ty: Ty::Str { len },
+                span,
+            }),
+            _ => Val::Error,
+        }
     }
 
     fn if_let(

@@ -95,6 +95,11 @@ pub enum MapKind {
     },
     /// Plain key/value map.
     Hash,
+    /// `array[len]` / `percpu_array[len]`: values at the `u32` indices `0..len` (the one key
+    /// field); a per-CPU array's values are integers, summed over the CPUs when read.
+    Array {
+        len: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,6 +86,43 @@ pub struct HelperCosts {
     pub get_current_uid_gid: f64,
     pub get_current_comm: f64,
     pub get_smp_processor_id: f64,
+    /// `bpf_probe_read_user_str` (`str(ptr, N)` on user pointers). Optional in profile files
+    /// (older ones predate it): the reference numbers apply when absent, and they are left
+    /// out of the canonical JSON when equal to the reference, so existing hashes still hold.
+    #[serde(default = "StrReadCost::reference_user", skip_serializing_if = "StrReadCost::is_reference_user")]
+    pub probe_read_user_str: StrReadCost,
+    /// `bpf_probe_read_kernel_str` (`str(ptr, N)` on kernel pointers); as above.
+    #[serde(default = "StrReadCost::reference_kernel", skip_serializing_if = "StrReadCost::is_reference_kernel")]
+    pub probe_read_kernel_str: StrReadCost,
+}
+
+/// A bounded string read costs a fixed part plus a part per byte of its bound `N` (the
+/// worst case copies `N - 1` bytes and the NUL).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrReadCost {
+    pub base: f64,
+    pub per_byte: f64,
+}
+
+impl StrReadCost {
+    /// Pessimistic: a user read may fault in a page-table walk; copying is ~1 ns per byte.
+    pub fn reference_user() -> StrReadCost {
+        StrReadCost { base: 80.0, per_byte: 1.0 }
+    }
+    pub fn reference_kernel() -> StrReadCost {
+        StrReadCost { base: 40.0, per_byte: 0.5 }
+    }
+    fn is_reference_user(&self) -> bool {
+        *self == StrReadCost::reference_user()
+    }
+    fn is_reference_kernel(&self) -> bool {
+        *self == StrReadCost::reference_kernel()
+    }
+    /// The worst-case cost of reading at most `len` bytes (ns).
+    pub fn cost(&self, len: u32) -> f64 {
+        self.base + self.per_byte * len as f64
+    }
 }
 
 impl CostProfile {
@@ -122,6 +159,8 @@ impl CostProfile {
                 get_current_uid_gid: 10.0,
                 get_current_comm: 20.0,
                 get_smp_processor_id: 5.0,
+                probe_read_user_str: StrReadCost::reference_user(),
+                probe_read_kernel_str: StrReadCost::reference_kernel(),
             },
         }
     }
@@ -180,6 +219,10 @@ impl CostProfile {
             ("helpers.get_current_uid_gid", h.get_current_uid_gid),
             ("helpers.get_current_comm", h.get_current_comm),
             ("helpers.get_smp_processor_id", h.get_smp_processor_id),
+            ("helpers.probe_read_user_str.base", h.probe_read_user_str.base),
+            ("helpers.probe_read_user_str.per_byte", h.probe_read_user_str.per_byte),
+            ("helpers.probe_read_kernel_str.base", h.probe_read_kernel_str.base),
+            ("helpers.probe_read_kernel_str.per_byte", h.probe_read_kernel_str.per_byte),
         ];
         for (name, m) in [
             ("helpers.map_lookup_elem", h.map_lookup_elem),
@@ -210,6 +253,24 @@ mod tests {
     fn the_reference_file_matches_the_built_in_reference() {
         let file = include_str!("../../../profiles/reference.json");
         assert_eq!(CostProfile::from_json(file).unwrap(), CostProfile::reference());
+    }
+
+    /// Profiles written before the string-read helpers existed still load, with the
+    /// reference costs, and keep their hash; a measured value is part of the hash.
+    #[test]
+    fn string_read_costs_default_and_only_count_in_the_hash_when_set() {
+        let p = CostProfile::reference();
+        let json = p.to_json();
+        assert!(!json.contains("probe_read_user_str"), "{json}");
+        let back = CostProfile::from_json(&json).unwrap();
+        assert_eq!(back.helpers.probe_read_user_str, StrReadCost::reference_user());
+        assert_eq!(back.helpers.probe_read_kernel_str, StrReadCost::reference_kernel());
+        let mut measured = p.clone();
+        measured.helpers.probe_read_user_str.per_byte = 0.25;
+        assert_ne!(measured.hash(), p.hash());
+        let reread = CostProfile::from_json(&measured.to_json()).unwrap();
+        assert_eq!(reread.helpers.probe_read_user_str.per_byte, 0.25);
+        assert_eq!(StrReadCost { base: 10.0, per_byte: 0.5 }.cost(64), 42.0);
     }
 
     #[test]
