@@ -105,7 +105,11 @@ pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8], profil
     let mut json: serde_json::Value = serde_json::from_str(&certificate.to_json()).expect("certificate is JSON");
     let proofs = coq_proofs(compiled, profile);
     if let Some(probes) = json.get_mut("probes").and_then(|p| p.as_array_mut()) {
-        for (probe, proof) in probes.iter_mut().zip(&proofs) {
+        for ((probe, proof), func) in probes.iter_mut().zip(&proofs).zip(&compiled.lowered.module.functions) {
+            if let Some(why) = crate::coq::unsupported(func) {
+                probe["coq"] = serde_json::json!({ "file": format!("proofs/{}", proof.file), "unsupported": why });
+                continue;
+            }
             probe["coq"] = serde_json::json!({
                 "file": format!("proofs/{}", proof.file),
                 "theorem": format!("{}_cost", proof.ident),
