@@ -11,7 +11,9 @@ pub mod host;
 pub mod kernel_maps;
 mod preflight;
 pub mod render;
+pub mod session;
 pub mod snapshot;
+pub mod stats;
 mod sys;
 
 use std::path::Path;
@@ -27,7 +29,9 @@ use ppis_manifest::{Attach, Manifest, MapInfo, ProbeInfo};
 pub use child::PausedChild;
 pub use preflight::preflight;
 pub use render::{render_json, render_text};
+pub use session::Session;
 pub use snapshot::{Bucket, KeyPart, MapValue, Snapshot, Value};
+pub use stats::{attach, enable_run_time_stats, AttachedProbes, ProgramStats, RunTimeStats};
 pub use sys::ExitStatus;
 
 /// How many lines of a verifier log an error keeps: the end is where the rejection is.
@@ -114,27 +118,37 @@ pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snaps
     Ok(Snapshot { maps: snapshot, child_exit })
 }
 
-/// Loads the program of `probe` and attaches it where the manifest says.
-fn attach_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
-    let fail = |message: String| RuntimeError::Probe { attach: probe.attach.to_string(), line: probe.line, message };
+/// Loads every program of `manifest` into the kernel, so that the kernel verifier checks each
+/// one, without attaching any: nothing runs, and uprobe targets need not exist here. Maps are
+/// created (programs reference them) and everything is unloaded again on return.
+pub fn load_check(object: &[u8], manifest: &Manifest) -> Result<(), RuntimeError> {
+    let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
+    for probe in &manifest.probes {
+        load_probe(&mut ebpf, probe)?;
+    }
+    Ok(())
+}
+
+/// The error of one probe, with its attach point and source line.
+fn probe_error(probe: &ProbeInfo, message: String) -> RuntimeError {
+    RuntimeError::Probe { attach: probe.attach.to_string(), line: probe.line, message }
+}
+
+/// Loads (kernel verifier included) the program of `probe`, after checking that its program
+/// type is the one its attach point needs.
+fn load_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
+    let fail = |message: String| probe_error(probe, message);
     let program = ebpf
         .program_mut(&probe.program)
         .ok_or_else(|| fail(format!("program {} is not in the object", probe.program)))?;
     match &probe.attach {
-        Attach::Tracepoint { category, name } => {
+        Attach::Tracepoint { .. } => {
             let tracepoint: &mut TracePoint = program
                 .try_into()
                 .map_err(|_| fail(format!("program {} is not a tracepoint program", probe.program)))?;
-            tracepoint.load().map_err(|error| fail(load_error_message(&error)))?;
-            tracepoint.attach(category, name).map_err(|error| {
-                // Say "does not exist" with suggestions rather than aya's file error.
-                match host::tracepoint_fields(category, name) {
-                    Err(missing) if !missing.unavailable => fail(missing.to_string()),
-                    _ => fail(format!("cannot attach: {}", error_chain(&error))),
-                }
-            })?;
+            tracepoint.load().map_err(|error| fail(load_error_message(&error)))
         }
-        Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } => {
+        Attach::Uprobe { .. } | Attach::Uretprobe { .. } => {
             let wants_return = matches!(probe.attach, Attach::Uretprobe { .. });
             let uprobe: &mut UProbe =
                 program.try_into().map_err(|_| fail(format!("program {} is not a uprobe program", probe.program)))?;
@@ -148,9 +162,38 @@ fn attach_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> 
                     describe(wants_return)
                 )));
             }
-            // Checked before loading: a clear "not found" with suggestions, and no verifier work.
-            host::check_symbol(Path::new(path), symbol).map_err(|missing| fail(missing.to_string()))?;
-            uprobe.load().map_err(|error| fail(load_error_message(&error)))?;
+            uprobe.load().map_err(|error| fail(load_error_message(&error)))
+        }
+    }
+}
+
+/// Loads the program of `probe` and attaches it where the manifest says.
+pub(crate) fn attach_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
+    let fail = |message: String| probe_error(probe, message);
+    if let Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } = &probe.attach {
+        // Checked before loading: a clear "not found" with suggestions, and no verifier work.
+        host::check_symbol(Path::new(path), symbol).map_err(|missing| fail(missing.to_string()))?;
+    }
+    load_probe(ebpf, probe)?;
+    let program = ebpf
+        .program_mut(&probe.program)
+        .ok_or_else(|| fail(format!("program {} is not in the object", probe.program)))?;
+    match &probe.attach {
+        Attach::Tracepoint { category, name } => {
+            let tracepoint: &mut TracePoint = program
+                .try_into()
+                .map_err(|_| fail(format!("program {} is not a tracepoint program", probe.program)))?;
+            tracepoint.attach(category, name).map_err(|error| {
+                // Say "does not exist" with suggestions rather than aya's file error.
+                match host::tracepoint_fields(category, name) {
+                    Err(missing) if !missing.unavailable => fail(missing.to_string()),
+                    _ => fail(format!("cannot attach: {}", error_chain(&error))),
+                }
+            })?;
+        }
+        Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } => {
+            let uprobe: &mut UProbe =
+                program.try_into().map_err(|_| fail(format!("program {} is not a uprobe program", probe.program)))?;
             uprobe
                 .attach(Some(symbol.as_str()), 0, path, None)
                 .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
@@ -174,7 +217,7 @@ fn load_error_message(error: &ProgramError) -> String {
 }
 
 /// An error and all its sources, `: `-separated; aya keeps the useful part in the sources.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -189,7 +232,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Takes every manifest map out of the loader, so the maps outlive the programs.
-fn take_maps(ebpf: &mut Ebpf, manifest: &Manifest) -> Result<Vec<Map>, RuntimeError> {
+pub(crate) fn take_maps(ebpf: &mut Ebpf, manifest: &Manifest) -> Result<Vec<Map>, RuntimeError> {
     manifest
         .maps
         .iter()
@@ -202,7 +245,7 @@ fn take_maps(ebpf: &mut Ebpf, manifest: &Manifest) -> Result<Vec<Map>, RuntimeEr
 }
 
 /// Reads and decodes every map, in manifest order.
-fn read_maps(manifest: &Manifest, maps: &[Map]) -> Result<Vec<(String, MapValue)>, RuntimeError> {
+pub(crate) fn read_maps(manifest: &Manifest, maps: &[Map]) -> Result<Vec<(String, MapValue)>, RuntimeError> {
     let cpu_count = kernel_maps::possible_cpu_count()
         .map_err(|error| RuntimeError::Map(format!("cannot count the possible CPUs: {error}")))?;
     manifest

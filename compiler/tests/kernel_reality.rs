@@ -1,0 +1,269 @@
+//! The verifier's cost bounds against the real kernel: every example runs under a workload that
+//! fires its probes, with the kernel's run-time statistics on, and for every program the
+//! measured mean run time per event plus the profile's trigger cost must stay under the
+//! verifier's proven per-event bound (`Verdict.functions[i].cost.bound_ns`). Costs come from
+//! the shipped, measured profile (`profiles/default.json`).
+//!
+//! Prints a table: probe, runs, measured ns/event (run time + trigger), bound, tightness.
+//!
+//! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
+//! where they fail instead.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ppis_compiler::driver::{self, CompileOptions};
+use ppis_compiler::lower::LowerOptions;
+use ppis_compiler::targets::HostTargets;
+use ppis_manifest::Attach;
+
+/// Fewest runs per program for its mean to count: fewer and one slow run dominates.
+const MIN_RUNS: u64 = 1_000;
+
+/// Events each workload round produces (rounds repeat until every program ran `MIN_RUNS`
+/// times, or `WORKLOAD_TIMEOUT` passes).
+const EVENTS_PER_ROUND: u64 = 5_000;
+const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Name of the workload thread; the `comm`-filtered examples are rewritten to trace it.
+const WORKLOAD_COMM: &str = "ppis-reality";
+
+/// The user-space function the uprobe variant of `readline.ppl` traces (bash's `readline` is
+/// only called interactively). Unmangled so the uprobe finds it by name.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_reality_readline(value: u64) -> u64 {
+    black_box(value).wrapping_mul(3)
+}
+
+/// Returns why the kernel tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".to_string());
+    }
+    let events = Path::new("/sys/kernel/tracing/events");
+    if !events.exists() {
+        // tracefs may simply not be mounted yet.
+        let _ = std::process::Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+    }
+    for tracepoint in ["raw_syscalls/sys_enter", "syscalls/sys_enter_openat", "sched/sched_wakeup"] {
+        if !events.join(tracepoint).exists() {
+            return Some(format!("tracepoint {tracepoint} is not available in tracefs"));
+        }
+    }
+    None
+}
+
+/// True when the test may run; otherwise skips (prints why) or, under CI, fails.
+fn kernel_ready() -> bool {
+    match unavailable() {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("kernel test cannot run under CI=true: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("skipping kernel test: {reason}");
+            false
+        }
+    }
+}
+
+/// How to make a probe fire.
+#[derive(Clone, Copy, Debug)]
+enum Workload {
+    /// `getppid` calls: raw syscall tracepoints.
+    Syscalls,
+    /// Opening `/dev/null`: `sys_enter_openat`.
+    Opens,
+    /// Two threads waking each other through channels: `sched_wakeup`.
+    Wakeups,
+    /// Calls of [`ppis_reality_readline`]: its uprobe and uretprobe.
+    Calls,
+}
+
+impl Workload {
+    fn round(self) {
+        match self {
+            Workload::Syscalls => {
+                for _ in 0..EVENTS_PER_ROUND {
+                    black_box(std::os::unix::process::parent_id());
+                }
+            }
+            Workload::Opens => {
+                for _ in 0..EVENTS_PER_ROUND {
+                    drop(black_box(std::fs::File::open("/dev/null").expect("/dev/null opens")));
+                }
+            }
+            Workload::Wakeups => {
+                let (ping, pong) = (mpsc::channel::<u64>(), mpsc::channel::<u64>());
+                let (to_echo, from_main) = ping;
+                let (to_main, from_echo) = pong;
+                let echo = std::thread::spawn(move || {
+                    while let Ok(value) = from_main.recv() {
+                        if to_main.send(value).is_err() {
+                            break;
+                        }
+                    }
+                });
+                for i in 0..EVENTS_PER_ROUND / 2 {
+                    to_echo.send(i).expect("echo thread alive");
+                    from_echo.recv().expect("echo thread answers");
+                }
+                drop(to_echo);
+                echo.join().expect("echo thread ends");
+            }
+            Workload::Calls => {
+                for i in 0..EVENTS_PER_ROUND {
+                    black_box(ppis_reality_readline(black_box(i)));
+                }
+            }
+        }
+    }
+}
+
+/// One program's result.
+struct Row {
+    case: String,
+    probe: String,
+    attach: String,
+    runs: u64,
+    run_ns: f64,
+    trigger_ns: f64,
+    bound_ns: f64,
+}
+
+/// Compiles `source`, attaches it, runs `workload` in a thread named [`WORKLOAD_COMM`] until
+/// every program ran [`MIN_RUNS`] times, and returns each program's numbers.
+fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
+    let mut opts = CompileOptions::for_this_host(LowerOptions::default());
+    // Only the per-event bound matters here, not whether the declared rate fits the budget
+    // (`tests/examples.rs` checks that); the overhead share is the bound over the CPUs, so
+    // with very many CPUs every rate fits and the bound is unchanged.
+    opts.cpus = 1 << 20;
+    let profile = opts.profile.clone();
+    let (compiled, diags) = driver::compile(source, &HostTargets, &opts);
+    let Some(compiled) = compiled else {
+        let errors: Vec<String> = diags.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
+        panic!("{case} does not compile:\n{}\n{source}", errors.join("\n"));
+    };
+    let object = driver::object(&compiled);
+    let manifest = &compiled.lowered.manifest;
+    let _stats = ppis_runtime::enable_run_time_stats().expect("run-time statistics can be enabled");
+    let probes = ppis_runtime::attach(&object, manifest).unwrap_or_else(|e| panic!("{case}: cannot attach: {e}"));
+    let before = probes.stats().expect("statistics are readable");
+    let started = Instant::now();
+    let after = loop {
+        std::thread::Builder::new()
+            .name(WORKLOAD_COMM.into())
+            .spawn(move || workload.round())
+            .expect("workload thread starts")
+            .join()
+            .expect("workload thread does not panic");
+        let now = probes.stats().expect("statistics are readable");
+        let fewest = now.iter().zip(&before).map(|(now, before)| now.since(before).run_count).min().unwrap_or(0);
+        if fewest >= MIN_RUNS || started.elapsed() > WORKLOAD_TIMEOUT {
+            break now;
+        }
+    };
+    probes.detach();
+    manifest
+        .probes
+        .iter()
+        .zip(after.iter().zip(&before))
+        .map(|(probe, (after, before))| {
+            let delta = after.since(before);
+            let facts = compiled
+                .verdict
+                .functions
+                .iter()
+                .find(|f| f.name == probe.program)
+                .unwrap_or_else(|| panic!("{case}: no verdict for {}", probe.program));
+            let bound_ns = facts.cost.as_ref().map(|c| c.bound_ns).unwrap_or_else(|| panic!("{case}: no cost bound"));
+            let trigger_ns = match probe.attach {
+                Attach::Tracepoint { .. } => profile.triggers.tracepoint,
+                Attach::Uprobe { .. } => profile.triggers.uprobe,
+                Attach::Uretprobe { .. } => profile.triggers.uretprobe,
+            };
+            Row {
+                case: case.to_string(),
+                probe: probe.program.clone(),
+                attach: probe.attach.to_string(),
+                runs: delta.run_count,
+                run_ns: delta.ns_per_run().unwrap_or(0.0),
+                trigger_ns,
+                bound_ns,
+            }
+        })
+        .collect()
+}
+
+fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// `source` with `from` replaced, insisting that it occurs (a silent no-op would test less).
+fn rewrite(source: &str, from: &str, to: &str) -> String {
+    assert!(source.contains(from), "`{from}` is not in the example any more; update this test");
+    source.replace(from, to)
+}
+
+#[test]
+fn measured_cost_per_event_stays_under_the_proven_bound() {
+    if !kernel_ready() {
+        return;
+    }
+    let exe = std::env::current_exe().and_then(std::fs::canonicalize).expect("this test binary's path");
+    let exe = exe.to_str().expect("UTF-8 path");
+    let latency = example("syscall_latency.ppl");
+    let readline = example("readline.ppl");
+    let cases: Vec<(String, String, Workload)> = vec![
+        ("opens.ppl".into(), example("opens.ppl"), Workload::Opens),
+        ("syscount.ppl".into(), example("syscount.ppl"), Workload::Syscalls),
+        ("sched_wakeups.ppl".into(), example("sched_wakeups.ppl"), Workload::Wakeups),
+        ("syscall_latency.ppl".into(), latency.clone(), Workload::Syscalls),
+        // The shipped program filters on bash; tracing the workload thread takes the long path.
+        (
+            format!("syscall_latency.ppl, TARGET = {WORKLOAD_COMM}"),
+            rewrite(&latency, "const TARGET = \"bash\";", &format!("const TARGET = \"{WORKLOAD_COMM}\";")),
+            Workload::Syscalls,
+        ),
+        // bash calls readline only interactively: trace a function of this binary instead.
+        (
+            "readline.ppl on ppis_reality_readline".into(),
+            rewrite(&readline, "/bin/bash:readline", &format!("\"{exe}\":ppis_reality_readline")),
+            Workload::Calls,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (case, source, workload) in &cases {
+        rows.extend(measure(case, source, *workload));
+    }
+
+    println!(
+        "\n{:<44} {:<8} {:<42} {:>8} {:>10} {:>10} {:>10} {:>9}",
+        "case", "probe", "attach", "runs", "run ns", "+trigger", "bound ns", "tightness"
+    );
+    let mut failures = Vec::new();
+    for row in &rows {
+        let measured = row.run_ns + row.trigger_ns;
+        let tightness = measured / row.bound_ns;
+        println!(
+            "{:<44} {:<8} {:<42} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>9.3}",
+            row.case, row.probe, row.attach, row.runs, row.run_ns, measured, row.bound_ns, tightness
+        );
+        if row.runs < MIN_RUNS {
+            failures.push(format!("{} {}: only {} runs (want {MIN_RUNS})", row.case, row.probe, row.runs));
+        }
+        if measured > row.bound_ns {
+            failures.push(format!(
+                "{} {} ({}): measured {:.1} ns run + {:.1} ns trigger = {measured:.1} ns > bound {:.1} ns",
+                row.case, row.probe, row.attach, row.run_ns, row.trigger_ns, row.bound_ns
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
