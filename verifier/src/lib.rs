@@ -119,6 +119,9 @@ pub enum Method {
     /// Forward dataflow (taint) analysis.
     Dataflow,
     Z3,
+    /// Exact longest-path dynamic programming over the DAG, without Z3's confirmation (Z3
+    /// reached its time limit).
+    DynamicProgramming,
     /// Arithmetic on proven bounds.
     Arithmetic,
 }
@@ -381,7 +384,10 @@ fn verify_function(
             let (worst_path, breakdown) = cost::explain_path(func, &expanded, maps, profile);
             let bound_ns = cost::nanos(bound_ps);
             let mut smt_diags = Vec::new();
-            if let Some(l) = loop_costs.iter().find(|l| l.smt != SmtOutcome::Confirmed) {
+            // Only a refutation is an error: when Z3 merely gives up (its time limit), the
+            // dynamic-programming bound stands and the certificate says it is unconfirmed.
+            let refuted = |o: &SmtOutcome| matches!(o, SmtOutcome::Exceeded { .. } | SmtOutcome::NotAttained);
+            if let Some(l) = loop_costs.iter().find(|l| refuted(&l.smt)) {
                 smt_diags.push(
                     Diagnostic::error(
                         "E0413",
@@ -392,7 +398,7 @@ fn verify_function(
                     .with_help("this is a verifier bug; please report it with `ppisc ir` output"),
                 );
             }
-            if smt != SmtOutcome::Confirmed {
+            if refuted(&smt) {
                 smt_diags.push(
                     Diagnostic::error(
                         "E0413",
@@ -406,7 +412,11 @@ fn verify_function(
             record(
                 &mut results,
                 Obligation::CostBound,
-                Method::Z3,
+                if smt == SmtOutcome::Confirmed && loop_costs.iter().all(|l| l.smt == SmtOutcome::Confirmed) {
+                    Method::Z3
+                } else {
+                    Method::DynamicProgramming
+                },
                 &smt_diags,
                 if loop_costs.is_empty() {
                     format!("worst case {} per event, max over {} feasible edges", fmt::ns(bound_ns), graph.edges.len())

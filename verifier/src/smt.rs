@@ -12,7 +12,7 @@
 use crate::cost::{CostGraph, Picos};
 use serde::Serialize;
 use z3::ast::{Bool, Int, BV};
-use z3::{SatResult, Solver};
+use z3::{Params, SatResult, Solver};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -23,13 +23,22 @@ pub enum SmtOutcome {
     Exceeded { cost_ps: u64 },
     /// No path attains the bound (the bound is loose: also a verifier bug).
     NotAttained,
-    /// Z3 gave up.
+    /// Z3 gave up (e.g. its time limit): the bound stands on dynamic programming alone.
     Unknown { reason: String },
 }
+
+/// How long Z3 may take to confirm one bound. The bound itself comes from exact dynamic
+/// programming over the DAG; Z3 is a second, independent opinion. Past this time the
+/// verdict stays the DP bound, reported as not confirmed by Z3, so `ppisc check` stays
+/// interactive on branchy probes.
+pub const TIMEOUT_MS: u32 = 1_000;
 
 /// Asks Z3 whether `bound` (picoseconds, trigger included) is the exact maximum path cost.
 pub fn confirm_bound(graph: &CostGraph, bound: Picos) -> SmtOutcome {
     let solver = Solver::new();
+    let mut params = Params::new();
+    params.set_u32("timeout", TIMEOUT_MS);
+    solver.set_params(&params);
     let n = graph.block_costs.len();
     let visited: Vec<Bool> = (0..n).map(|b| Bool::new_const(format!("visit_bb{b}"))).collect();
     let taken: Vec<Bool> =
