@@ -11,6 +11,8 @@
 
 use crate::cost::{CostGraph, Picos};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use z3::ast::{Bool, Int, BV};
 use z3::{Params, SatResult, Solver};
 
@@ -27,6 +29,23 @@ pub enum SmtOutcome {
     Unknown { reason: String },
 }
 
+/// Nanoseconds this process has spent in Z3, for the verification benchmark's "Z3 share".
+static TIME_IN_Z3_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Total time spent in Z3 so far by this process.
+pub fn time_in_z3() -> Duration {
+    Duration::from_nanos(TIME_IN_Z3_NS.load(Ordering::Relaxed))
+}
+
+/// Adds the time from its creation to its drop to [`TIME_IN_Z3_NS`].
+struct Z3Timer(Instant);
+
+impl Drop for Z3Timer {
+    fn drop(&mut self) {
+        TIME_IN_Z3_NS.fetch_add(self.0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 /// How long Z3 may take to confirm one bound. The bound itself comes from exact dynamic
 /// programming over the DAG; Z3 is a second, independent opinion. Past this time the
 /// verdict stays the DP bound, reported as not confirmed by Z3, so `ppisc check` stays
@@ -35,6 +54,7 @@ pub const TIMEOUT_MS: u32 = 1_000;
 
 /// Asks Z3 whether `bound` (picoseconds, trigger included) is the exact maximum path cost.
 pub fn confirm_bound(graph: &CostGraph, bound: Picos) -> SmtOutcome {
+    let _timer = Z3Timer(Instant::now());
     let solver = Solver::new();
     let mut params = Params::new();
     params.set_u32("timeout", TIMEOUT_MS);
@@ -127,6 +147,7 @@ pub enum RankingOutcome {
 /// `ceil((n - c0) / step)` times from a start `c0`. Wrap-around is what could break it: with
 /// `step` > 1 and `n` near 2^64 the counter may overflow back below `n`, which Z3 finds.
 pub fn prove_ranking(step: u64, bound_hi: u64) -> RankingOutcome {
+    let _timer = Z3Timer(Instant::now());
     let solver = Solver::new();
     let counter = BV::new_const("counter", 64);
     let bound = BV::new_const("bound", 64);
