@@ -3,7 +3,8 @@
     - [check_acyclic]: the blocks are listed in an order where every edge goes forward (a
       topological numbering, which the exporter chooses), and every target exists;
     - [wcet]: the costliest path from the entry, by one pass over that order;
-    - [check_bounds]: every slot and map-value access stays within its declared size, and
+    - [check_bounds]: every slot and map-value access stays within its declared size (a string
+      read's bound [len] included), and
       map-value pointers keep the map their register is declared with. *)
 
 From Coq Require Import ZArith NArith List Bool.
@@ -70,6 +71,7 @@ Definition op_ok (p : function) (o : op) : bool :=
   | StoreSlot slot offset w _ => slot_ok p slot offset w
   | ZeroSlot slot => match nth_error (fn_slots p) slot with Some _ => true | None => false end
   | Call _ (GetCurrentComm slot) => slot_ok p slot 0 16
+  | Call _ (ProbeReadStr slot len _ _) => slot_ok p slot 0 len
   | MapLookup dst m key =>
       match nth_error (fn_maps p) m with
       | Some d => slot_ok p key 0 (key_size d) && option_nat_eqb (reg_type p dst) (Some m)

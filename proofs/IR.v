@@ -22,17 +22,25 @@ Inductive aluop : Type :=
 Inductive cond : Type :=
 | Ceq | Cne | Cult | Cule | Cugt | Cuge | Cslt | Csle | Csgt | Csge.
 
-(** Kernel helpers; [GetCurrentComm s] fills the first 16 bytes of slot [s]. *)
+(** The memory a probe-read helper reads from. *)
+Inductive space : Type :=
+| UserSpace
+| KernelSpace.
+
+(** Kernel helpers; [GetCurrentComm s] fills the first 16 bytes of slot [s];
+    [ProbeReadStr s len ptr sp] ([bpf_probe_read_user_str]/[bpf_probe_read_kernel_str]) copies
+    at most [len] bytes of the string at [ptr] into slot [s], from offset 0. *)
 Inductive helper : Type :=
 | GetCurrentPidTgid
 | GetCurrentUidGid
 | GetCurrentComm (slot : nat)
 | KtimeGetNs
-| GetSmpProcessorId.
+| GetSmpProcessorId
+| ProbeReadStr (slot : nat) (len : N) (ptr : nat) (sp : space).
 
 (** The helper's identity without its arguments: what the cost table is indexed by. *)
 Inductive helper_kind : Type :=
-| HPidTgid | HUidGid | HComm | HKtime | HSmpId.
+| HPidTgid | HUidGid | HComm | HKtime | HSmpId | HReadUserStr | HReadKernelStr.
 
 Definition kind_of_helper (h : helper) : helper_kind :=
   match h with
@@ -41,6 +49,8 @@ Definition kind_of_helper (h : helper) : helper_kind :=
   | GetCurrentComm _ => HComm
   | KtimeGetNs => HKtime
   | GetSmpProcessorId => HSmpId
+  | ProbeReadStr _ _ _ UserSpace => HReadUserStr
+  | ProbeReadStr _ _ _ KernelSpace => HReadKernelStr
   end.
 
 Inductive op : Type :=
@@ -108,7 +118,9 @@ Definition reg_type (p : function) (r : nat) : option nat :=
 
     What each instruction class, helper and terminator costs, in whatever unit the caller
     chose (the exporter copies the compiler's table). Costs are static: they depend on the
-    instruction (and, for map operations, on the map's type), never on run-time values. *)
+    instruction (and, for map operations, on the map's type), never on run-time values.
+    A string read costs its kind's [c_helper] plus [c_helper_per_byte] per byte of its bound
+    [len] (the bound, not the bytes actually copied: those are only known at run time). *)
 Record cost_table : Type := mk_costs {
   c_mov : N;
   c_alu : aluop -> N;
@@ -120,6 +132,7 @@ Record cost_table : Type := mk_costs {
   c_store_slot : N;
   c_zero_slot : N;
   c_helper : helper_kind -> N;
+  c_helper_per_byte : helper_kind -> N;
   c_map_lookup : map_kind -> N;
   c_map_update : map_kind -> N;
   c_map_delete : map_kind -> N;
@@ -139,6 +152,13 @@ Definition map_cost (f : map_kind -> N) (p : function) (m : nat) : N :=
   | None => 0%N
   end.
 
+(** The part of a helper's cost that grows with its byte bound: only string reads have one. *)
+Definition helper_bytes_cost (ct : cost_table) (h : helper) : N :=
+  match h with
+  | ProbeReadStr _ len _ _ => c_helper_per_byte ct (kind_of_helper h) * len
+  | _ => 0
+  end.
+
 Definition op_cost (ct : cost_table) (p : function) (o : op) : N :=
   match o with
   | Mov _ _ => c_mov ct
@@ -150,7 +170,7 @@ Definition op_cost (ct : cost_table) (p : function) (o : op) : N :=
   | LoadSlot _ _ _ _ => c_load_slot ct
   | StoreSlot _ _ _ _ => c_store_slot ct
   | ZeroSlot _ => c_zero_slot ct
-  | Call _ h => c_helper ct (kind_of_helper h)
+  | Call _ h => c_helper ct (kind_of_helper h) + helper_bytes_cost ct h
   | MapLookup _ m _ => map_cost (c_map_lookup ct) p m
   | MapUpdate m _ _ _ => map_cost (c_map_update ct) p m
   | MapDelete m _ => map_cost (c_map_delete ct) p m

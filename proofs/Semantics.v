@@ -40,6 +40,9 @@ Record env : Type := mk_env {
   env_ctx : N -> Z;
   env_helper : nat -> Z;
   env_comm : N -> Z;
+  (** the bytes the [n]th helper call copies when it is a string read (the string and its
+      terminating NUL, as long as the kernel found it); the read keeps at most its bound *)
+  env_str : nat -> list Z;
   env_regs : nat -> Z;
   env_stack : nat -> N -> Z;
   env_maps : nat -> list (list Z * list Z);
@@ -280,6 +283,12 @@ Definition exec_op (p : function) (e : env) (o : op) (s : state) : op_result :=
                 | GetCurrentComm slot =>
                     if slot_ok p slot 0 16 then
                       OpOk (set_slots s (write_bytes (st_slots s) slot 0 (read_bytes (env_comm e) 0 16)))
+                    else OpFault OutOfBounds
+                | ProbeReadStr slot len _ _ =>
+                    (* the helper never writes past [len] bytes, whatever it finds at [ptr] *)
+                    if slot_ok p slot 0 len then
+                      OpOk (set_slots s (write_bytes (st_slots s) slot 0
+                                           (firstn (N.to_nat len) (env_str e (st_calls s)))))
                     else OpFault OutOfBounds
                 | _ => OpOk s
                 end in

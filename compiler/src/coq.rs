@@ -12,13 +12,13 @@
 //! a caller can pass a bound Coq will accept.
 //!
 //! Not every probe fits the Coq model ([`unsupported`]): one with a loop (the Coq checker
-//! proves termination by `check_acyclic`) or a string read (a helper the model lacks) is
-//! exported as a file holding only a comment that says why; the verifier's certificate alone
-//! covers it, and its structural bound is `u64::MAX` (none). See docs/proofs.md.
+//! proves termination by `check_acyclic`) is exported as a file holding only a comment that
+//! says why; the verifier's certificate alone covers it, and its structural bound is
+//! `u64::MAX` (none). See docs/proofs.md.
 
 use std::fmt::Write;
 
-use ppis_ir::{AluOp, Block, Cond, Function, Helper, Map, MapType, Op, Operand, Terminator, VregType};
+use ppis_ir::{AddressSpace, AluOp, Block, Cond, Function, Helper, Map, MapType, Op, Operand, Terminator, VregType};
 
 /// A helper's identity without its arguments: what helpers are priced by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,27 +28,34 @@ pub enum HelperKind {
     GetCurrentComm,
     KtimeGetNs,
     GetSmpProcessorId,
+    /// `bpf_probe_read_user_str`.
+    ProbeReadUserStr,
+    /// `bpf_probe_read_kernel_str`.
+    ProbeReadKernelStr,
 }
 
 impl HelperKind {
-    pub const ALL: [HelperKind; 5] = [
+    pub const ALL: [HelperKind; 7] = [
         HelperKind::GetCurrentPidTgid,
         HelperKind::GetCurrentUidGid,
         HelperKind::GetCurrentComm,
         HelperKind::KtimeGetNs,
         HelperKind::GetSmpProcessorId,
+        HelperKind::ProbeReadUserStr,
+        HelperKind::ProbeReadKernelStr,
     ];
 
-    /// The helper's kind; `None` for a helper the Coq model does not have.
-    pub fn of(helper: Helper) -> Option<HelperKind> {
-        Some(match helper {
+    /// The helper's kind.
+    pub fn of(helper: Helper) -> HelperKind {
+        match helper {
             Helper::GetCurrentPidTgid => HelperKind::GetCurrentPidTgid,
             Helper::GetCurrentUidGid => HelperKind::GetCurrentUidGid,
             Helper::GetCurrentComm { .. } => HelperKind::GetCurrentComm,
             Helper::KtimeGetNs => HelperKind::KtimeGetNs,
             Helper::GetSmpProcessorId => HelperKind::GetSmpProcessorId,
-            Helper::ProbeReadStr { .. } => return None,
-        })
+            Helper::ProbeReadStr { space: AddressSpace::User, .. } => HelperKind::ProbeReadUserStr,
+            Helper::ProbeReadStr { space: AddressSpace::Kernel, .. } => HelperKind::ProbeReadKernelStr,
+        }
     }
 
     fn coq(self) -> &'static str {
@@ -58,13 +65,16 @@ impl HelperKind {
             HelperKind::GetCurrentComm => "HComm",
             HelperKind::KtimeGetNs => "HKtime",
             HelperKind::GetSmpProcessorId => "HSmpId",
+            HelperKind::ProbeReadUserStr => "HReadUserStr",
+            HelperKind::ProbeReadKernelStr => "HReadKernelStr",
         }
     }
 }
 
 /// One entry of the cost table the Coq file prices a probe with (the record `cost_table` of
 /// `proofs/IR.v`): an instruction class, an ALU operation, a helper, a map operation on a
-/// kind of map, or a terminator. Costs never depend on run-time values.
+/// kind of map, or a terminator. Costs never depend on run-time values: a string read with
+/// bound `len` costs `Helper(kind) + len × HelperPerByte(kind)` (`op_cost` in `proofs/IR.v`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CostItem {
     Mov,
@@ -76,7 +86,10 @@ pub enum CostItem {
     LoadSlot,
     StoreSlot,
     ZeroSlot,
+    /// A helper call's fixed part (the whole cost of a helper without a byte bound).
     Helper(HelperKind),
+    /// What each byte of a helper's bound adds (a string read's `len`); 0 for other helpers.
+    HelperPerByte(HelperKind),
     MapLookup(MapType),
     MapUpdate(MapType),
     MapDelete(MapType),
@@ -105,9 +118,9 @@ const ALU_OPS: [AluOp; 11] = [
 const MAP_TYPES: [MapType; 4] = [MapType::Hash, MapType::Array, MapType::PerCpuHash, MapType::PerCpuArray];
 
 impl CostItem {
-    /// What `op` is priced as; `None` for a map operation on a map that does not exist, which
-    /// the Coq `op_cost` prices at 0 (and `check_bounds` rejects), and for a helper the model
-    /// lacks (such functions are not exported).
+    /// What `op` is priced as (for a string read, its fixed part: see [`op_cost`]); `None`
+    /// for a map operation on a map that does not exist, which the Coq `op_cost` prices at 0
+    /// (and `check_bounds` rejects).
     pub fn of_op(op: &Op, maps: &[Map]) -> Option<CostItem> {
         let map_kind = |m: usize| maps.get(m).map(|map| map.kind);
         Some(match op {
@@ -120,7 +133,7 @@ impl CostItem {
             Op::LoadSlot { .. } => CostItem::LoadSlot,
             Op::StoreSlot { .. } => CostItem::StoreSlot,
             Op::ZeroSlot { .. } => CostItem::ZeroSlot,
-            Op::Call { helper, .. } => CostItem::Helper(HelperKind::of(*helper)?),
+            Op::Call { helper, .. } => CostItem::Helper(HelperKind::of(*helper)),
             Op::MapLookup { map, .. } => CostItem::MapLookup(map_kind(*map)?),
             Op::MapUpdate { map, .. } => CostItem::MapUpdate(map_kind(*map)?),
             Op::MapDelete { map, .. } => CostItem::MapDelete(map_kind(*map)?),
@@ -191,8 +204,17 @@ fn ordered_blocks(func: &Function) -> Vec<OrderedBlock> {
         .collect()
 }
 
-fn op_cost(op: &Op, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
-    CostItem::of_op(op, maps).map_or(0, cost)
+/// `op`'s price as the Coq `op_cost` computes it: its item's, plus for a string read
+/// [`CostItem::HelperPerByte`] times its bound.
+pub fn op_cost(op: &Op, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
+    let fixed = CostItem::of_op(op, maps).map_or(0, cost);
+    let per_byte = match op {
+        Op::Call { helper: h @ Helper::ProbeReadStr { len, .. }, .. } => {
+            cost(CostItem::HelperPerByte(HelperKind::of(*h))).saturating_mul(u64::from(*len))
+        }
+        _ => 0,
+    };
+    fixed.saturating_add(per_byte)
 }
 
 fn block_cost(func: &Function, block: Block, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
@@ -378,26 +400,23 @@ fn helper(h: Helper) -> String {
         Helper::GetCurrentComm { slot } => format!("(GetCurrentComm {})", slot.0),
         Helper::KtimeGetNs => "KtimeGetNs".into(),
         Helper::GetSmpProcessorId => "GetSmpProcessorId".into(),
-        // `unsupported` keeps functions with string reads from being exported as terms.
-        Helper::ProbeReadStr { .. } => "(* probe_read_str is not in the Coq model *)".into(),
+        Helper::ProbeReadStr { slot, len, ptr, space } => {
+            let space = match space {
+                AddressSpace::User => "UserSpace",
+                AddressSpace::Kernel => "KernelSpace",
+            };
+            format!("(ProbeReadStr {} {} {} {space})", slot.0, n(len), ptr.0)
+        }
     }
 }
 
 /// Why the Coq model cannot express `func`, if it cannot: a loop (the Coq `check_acyclic`
-/// proves termination only for acyclic control flow; the verifier proves loops bounded with
-/// Z3 instead) or a string read (a helper `proofs/IR.v` does not model).
+/// proves termination only for acyclic control flow; the verifier proves loops bounded
+/// instead).
 pub fn unsupported(func: &Function) -> Option<String> {
     let blocks = ordered_blocks(func);
     if blocks.iter().enumerate().any(|(i, b)| b.successors.iter().any(|&s| s <= i)) {
         return Some("it contains a loop, and the Coq checker proves termination only for acyclic control flow".into());
-    }
-    let reads_string = func
-        .cfg
-        .node_weights()
-        .flat_map(|b| &b.insts)
-        .any(|i| matches!(i.op, Op::Call { helper: Helper::ProbeReadStr { .. }, .. }));
-    if reads_string {
-        return Some("it reads a string with `str(ptr, N)`, a helper the Coq model does not have".into());
     }
     None
 }
@@ -515,6 +534,7 @@ fn cost_table_term(ident: &str, cost: &dyn Fn(CostItem) -> u64) -> String {
         ("c_store_slot", n(cost(CostItem::StoreSlot))),
         ("c_zero_slot", n(cost(CostItem::ZeroSlot))),
         ("c_helper", cost_match(HelperKind::ALL.map(|h| (h.coq(), CostItem::Helper(h))), cost)),
+        ("c_helper_per_byte", cost_match(HelperKind::ALL.map(|h| (h.coq(), CostItem::HelperPerByte(h))), cost)),
         ("c_map_lookup", per_map(CostItem::MapLookup)),
         ("c_map_update", per_map(CostItem::MapUpdate)),
         ("c_map_delete", per_map(CostItem::MapDelete)),

@@ -156,11 +156,16 @@ pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
 
 /// The profile's cost of one Coq cost item, in picoseconds, priced as the verifier prices the
 /// corresponding instruction (`ppis_verifier::cost`), except that zeroing a slot is charged
-/// as the largest possible slot (the Coq table has one price per item, not per slot size).
+/// as the largest possible slot (the Coq table has one price per item, not per slot size),
+/// and that a string read's fixed and per-byte parts are rounded up to picoseconds separately:
+/// the Coq table prices it `Helper + len × HelperPerByte` (affine in `len`), and rounding both
+/// parts up keeps that at least the verifier's `picos(base + per_byte × len)`.
 fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
     use crate::coq::{CostItem, HelperKind};
     use ppis_ir::MapType;
     let ps = ppis_verifier::cost::picos;
+    // Nanoseconds to picoseconds rounded up; like `picos`, anything not positive is free.
+    let ps_up = |ns: f64| if ns.is_finite() && ns > 0.0 { (ns * 1000.0).ceil() as u64 } else { 0 };
     let i = &profile.instructions;
     let h = &profile.helpers;
     let by_map = |c: &ppis_manifest::profile::MapHelperCost, t: MapType| match t {
@@ -180,14 +185,25 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
         CostItem::Jump | CostItem::Branch | CostItem::BranchNull | CostItem::Return => ps(i.branch),
         CostItem::Helper(k) => {
             ps(i.call)
-                + ps(match k {
-                    HelperKind::GetCurrentPidTgid => h.get_current_pid_tgid,
-                    HelperKind::GetCurrentUidGid => h.get_current_uid_gid,
-                    HelperKind::GetCurrentComm => h.get_current_comm,
-                    HelperKind::KtimeGetNs => h.ktime_get_ns,
-                    HelperKind::GetSmpProcessorId => h.get_smp_processor_id,
-                })
+                + match k {
+                    HelperKind::GetCurrentPidTgid => ps(h.get_current_pid_tgid),
+                    HelperKind::GetCurrentUidGid => ps(h.get_current_uid_gid),
+                    HelperKind::GetCurrentComm => ps(h.get_current_comm),
+                    HelperKind::KtimeGetNs => ps(h.ktime_get_ns),
+                    HelperKind::GetSmpProcessorId => ps(h.get_smp_processor_id),
+                    HelperKind::ProbeReadUserStr => ps_up(h.probe_read_user_str.base),
+                    HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.base),
+                }
         }
+        CostItem::HelperPerByte(k) => match k {
+            HelperKind::ProbeReadUserStr => ps_up(h.probe_read_user_str.per_byte),
+            HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.per_byte),
+            HelperKind::GetCurrentPidTgid
+            | HelperKind::GetCurrentUidGid
+            | HelperKind::GetCurrentComm
+            | HelperKind::KtimeGetNs
+            | HelperKind::GetSmpProcessorId => 0,
+        },
         CostItem::MapLookup(t) => ps(i.call) + ps(by_map(&h.map_lookup_elem, t)),
         CostItem::MapUpdate(t) => ps(i.call) + ps(by_map(&h.map_update_elem, t)),
         CostItem::MapDelete(t) => ps(i.call) + ps(by_map(&h.map_delete_elem, t)),
@@ -204,8 +220,10 @@ pub fn bundle(
 ) -> Result<Vec<u8>, ppis_bundle::BundleError> {
     let object = object(compiled);
     let certificate = certificate_json(compiled, source, &object, profile).into_bytes();
-    let extra =
-        coq_proofs(compiled, profile).into_iter().map(|p| (format!("proofs/{}", p.file), p.text.into_bytes())).collect();
+    let extra = coq_proofs(compiled, profile)
+        .into_iter()
+        .map(|p| (format!("proofs/{}", p.file), p.text.into_bytes()))
+        .collect();
     let contents = ppis_bundle::BundleContents {
         name: name.to_string(),
         compiler_version: format!("ppisc {}", env!("CARGO_PKG_VERSION")),

@@ -121,6 +121,33 @@ bb0:
 }
 ";
 
+/// `str(args.filename, 64)`-style reads: a user string into a 64-byte slot used as a map key,
+/// and a kernel string of bound 16 into the first half of a 32-byte slot (whose second half
+/// keeps its old bytes). Their results come from the environment.
+const STR_READ: &str = "map m0 opens: hash key 64 value 8 max 1024
+
+fn probe0(ctx: pt_regs) trigger uprobe {
+  slot s0: 64
+  slot s1: 8
+  slot s2: 32
+bb0:
+  zero s0
+  v0 = load.ctx 112 u64
+  v1 = call probe_read_user_str(s0, 64, v0)
+  v2 = load.ctx 104 u64
+  call probe_read_kernel_str(s2, 16, v2)
+  br.slt v1, 0, bb1, bb2
+bb1:
+  ret
+bb2:
+  v3 = load s0+0 u64
+  v4 = load s2+8 u64
+  store s1+0 u64, v4
+  map.update opens, s0, s1, 0
+  ret
+}
+";
+
 /// A counting loop (tests/filetests/verify/loop.ir).
 const LOOP: &str = "fn probe0(ctx: tracepoint) {
 bb0:
@@ -163,6 +190,12 @@ fn cost(item: CostItem) -> u64 {
         CostItem::Helper(HelperKind::GetCurrentComm) => 35,
         CostItem::Helper(HelperKind::KtimeGetNs) => 23,
         CostItem::Helper(HelperKind::GetSmpProcessorId) => 12,
+        CostItem::Helper(HelperKind::ProbeReadUserStr) => 40,
+        CostItem::Helper(HelperKind::ProbeReadKernelStr) => 45,
+        CostItem::HelperPerByte(HelperKind::ProbeReadUserStr) => 3,
+        CostItem::HelperPerByte(HelperKind::ProbeReadKernelStr) => 5,
+        // Priced so that a per-byte cost where none belongs would show.
+        CostItem::HelperPerByte(_) => 1000,
         CostItem::MapLookup(MapType::Hash) => 60,
         CostItem::MapLookup(MapType::PerCpuHash) => 65,
         CostItem::MapLookup(_) => 15,
@@ -281,7 +314,7 @@ fn exported_probes_are_accepted() {
     }
     build_proofs();
     let dir = scratch_dir("accepted");
-    for text in [NULL_CHECK_JOIN, ARITH, NULL_DEREF] {
+    for text in [NULL_CHECK_JOIN, ARITH, NULL_DEREF, STR_READ] {
         let m = module(text);
         let (file, _) = tight_export(&m);
         let output = coqc(&dir, &proof_file_name(&m.functions[0]), &file);
@@ -377,6 +410,94 @@ fn a_tampered_program_is_rejected() {
         assert!(!output.status.success(), "coqc accepted a program tampered with `{to}`:\n{tampered}");
         assert_eq!(failing_theorem(&tampered, &output), failing);
     }
+}
+
+#[test]
+fn string_reads_are_priced_by_their_bound() {
+    let m = module(STR_READ);
+    let func = &m.functions[0];
+    assert_eq!(coq::unsupported(func), None);
+    // Entry: zero 11, two ctx loads 2 × 8, the user read 40 + 64 × 3, the kernel read
+    // 45 + 16 × 5, a branch 2; then the costlier successor: two slot loads 2 × 9, a store 10,
+    // a hash update 90 and the return 4.
+    let entry = 11 + 2 * 8 + (40 + 64 * 3) + (45 + 16 * 5) + 2;
+    assert_eq!(structural_wcet(func, &m.maps, &cost), entry + 2 * 9 + 10 + 90 + 4);
+    let file = export_function(func, &m.maps, &cost, 1 << 20);
+    assert!(file.contains("Call (Some 1) (ProbeReadStr 0 64%N 0 UserSpace)"), "{file}");
+    assert!(file.contains("Call None (ProbeReadStr 2 16%N 2 KernelSpace)"), "{file}");
+    assert!(file.contains("c_helper_per_byte := fun x => match x with"), "{file}");
+}
+
+#[test]
+fn a_string_read_past_its_slot_is_rejected() {
+    if !coq_available("a_string_read_past_its_slot_is_rejected") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("string-overrun");
+    let m = module(STR_READ);
+    // A loose bound, so that the longer read's higher cost does not fail `probe0_cost` first.
+    let bound = structural_wcet(&m.functions[0], &m.maps, &cost) + 10_000;
+    let file = export_function(&m.functions[0], &m.maps, &cost, bound);
+    let output = coqc(&dir, "probe0.v", &file);
+    assert!(output.status.success(), "{}\n{file}", log(&output));
+    let cases = [
+        // One byte more than the 64-byte slot.
+        ("ProbeReadStr 0 64%N", "ProbeReadStr 0 65%N"),
+        // Within its length, but into the 8-byte slot.
+        ("ProbeReadStr 2 16%N", "ProbeReadStr 1 16%N"),
+        // A slot that does not exist.
+        ("ProbeReadStr 2 16%N", "ProbeReadStr 3 16%N"),
+    ];
+    for (from, to) in cases {
+        assert_eq!(file.matches(from).count(), 1, "`{from}` occurs once in\n{file}");
+        let tampered = file.replacen(from, to, 1);
+        let output = coqc(&dir, "probe0.v", &tampered);
+        assert!(!output.status.success(), "coqc accepted a string read tampered to `{to}`:\n{tampered}");
+        assert_eq!(failing_theorem(&tampered, &output), "probe0_bounds");
+    }
+}
+
+/// A probe that reads a string, compiled by `ppisc` from source: its certificate names a Coq
+/// file (not an unsupported one) whose bound covers the verifier's, and `coqc` accepts it.
+#[test]
+fn a_compiled_string_read_is_certified_end_to_end() {
+    let dir = scratch_dir("compiled-string-read");
+    let src = dir.join("opens.ppl");
+    std::fs::write(
+        &src,
+        "map opened: count[str[64]] max 1024;\n\
+         probe tracepoint:syscalls:sys_enter_openat rate <= 1k/s {\n\
+         \x20   let path = str(args.filename, 64);\n\
+         \x20   opened[path].inc();\n\
+         }\n",
+    )
+    .expect("write the source");
+    let (cert, proofs) = (dir.join("cert.json"), dir.join("proofs"));
+    let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_ppisc"))
+        .args(["build", &path(&src), "-o", &path(&dir.join("opens.o")), "--certificate", &path(&cert)])
+        .args(["--emit-coq", &path(&proofs)])
+        .output()
+        .expect("ppisc runs");
+    assert!(output.status.success(), "ppisc build failed:\n{}", log(&output));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cert).expect("certificate written")).expect("certificate JSON");
+    let probe = &json["probes"][0];
+    assert!(probe["coq"]["unsupported"].is_null(), "{:#}", probe["coq"]);
+    let coq_ps = probe["coq"]["program_cost_bound_ps"].as_u64().unwrap_or_else(|| panic!("{:#}", probe["coq"]));
+    let program_ns = probe["cost"]["bound_ns"].as_f64().unwrap_or(f64::NAN)
+        - probe["cost"]["trigger_ns"].as_f64().unwrap_or(f64::NAN);
+    assert!(coq_ps as f64 / 1000.0 >= program_ns - 1e-6, "Coq bound {coq_ps} ps below the verifier's {program_ns} ns");
+    let file_name = probe["coq"]["file"].as_str().and_then(|f| f.strip_prefix("proofs/")).expect("a proofs/ file");
+    let text = std::fs::read_to_string(proofs.join(file_name)).expect("--emit-coq wrote the named file");
+    assert!(text.contains("ProbeReadStr") && text.contains("64%N"), "{text}");
+    if !coq_available("a_compiled_string_read_is_certified_end_to_end") {
+        return;
+    }
+    build_proofs();
+    let output = coqc(&dir, file_name, &text);
+    assert!(output.status.success(), "{}\n{text}", log(&output));
 }
 
 #[test]
@@ -483,6 +604,12 @@ impl TestEnv {
     fn comm(&self, i: u64) -> i128 {
         65 + i as i128
     }
+    /// The bytes the string read at helper call `call` copies: how many depends on the call,
+    /// so some reads are cut by their bound and some are not.
+    fn string(&self, call: usize) -> Vec<i128> {
+        let len = (self.seed as usize * 7 + call * 13) % 40;
+        (0..len).map(|i| ((i * 3 + call + self.seed as usize) % 256) as i128).collect()
+    }
     fn reg(&self, r: u32) -> i128 {
         r as i128 * 3 - self.seed
     }
@@ -506,6 +633,8 @@ impl TestEnv {
             "{{| env_ctx := fun i => (Z.modulo (Z.of_N i * 7 + {seed}) 256)%Z;
    env_helper := fun n => ({seed} * 1000003 + Z.of_nat n * 4294967311)%Z;
    env_comm := fun i => (65 + Z.of_N i)%Z;
+   env_str := fun n => map (fun i => Z.of_nat (Nat.modulo (i * 3 + n + {seed}) 256))
+                         (seq 0 (Nat.modulo ({seed} * 7 + n * 13) 40));
    env_regs := fun r => (Z.of_nat r * 3 - {seed})%Z;
    env_stack := fun s i => (Z.modulo (Z.of_nat s * 31 + Z.of_N i * 5 + {seed}) 256)%Z;
    env_maps := fun m => nth m ([{}]%Z : list (list (list Z * list Z))) [] |}}",
@@ -751,6 +880,13 @@ impl<'a> Interp<'a> {
                         self.write_slot(slot.0 as usize, 0, &comm);
                         0
                     }
+                    Helper::ProbeReadStr { slot, len, .. } => {
+                        self.check_slot(slot.0 as usize, 0, len.into())?;
+                        let mut copied = self.env.string(self.calls);
+                        copied.truncate(len as usize);
+                        self.write_slot(slot.0 as usize, 0, &copied);
+                        self.env.helper(self.calls)
+                    }
                     _ => self.env.helper(self.calls),
                 };
                 self.calls += 1;
@@ -843,7 +979,7 @@ impl<'a> Interp<'a> {
                 if let Err(f) = self.op(&inst.op) {
                     return vec![1, f as i128];
                 }
-                total += CostItem::of_op(&inst.op, self.maps).map_or(0, cost) as i128;
+                total += coq::op_cost(&inst.op, self.maps, &cost) as i128;
             }
             total += cost(CostItem::of_terminator(&bb.term)) as i128;
             match self.next(&bb.term) {
@@ -934,6 +1070,17 @@ fn coq_semantics_agrees_with_a_rust_interpreter() {
                 TestEnv { seed: 2, maps: vec![vec![(vec![0; 8], vec![42, 0, 0, 0, 0, 0, 0, 0])]] },
             ],
         ),
+        (
+            STR_READ,
+            vec![
+                // seed 0: the user string is empty, the kernel one 13 bytes (within its bound).
+                TestEnv { seed: 0, maps: vec![vec![]] },
+                // seed 5: 35 and 8 bytes; the helper result is positive, so the map is updated.
+                TestEnv { seed: 5, maps: vec![vec![]] },
+                // seed 7: the kernel string (22 bytes) is cut at its bound of 16.
+                TestEnv { seed: 7, maps: vec![vec![(vec![1; 64], vec![2; 8])]] },
+            ],
+        ),
     ];
     let mut compared = 0;
     for (text, envs) in cases {
@@ -973,5 +1120,5 @@ fn coq_semantics_agrees_with_a_rust_interpreter() {
             );
         }
     }
-    assert_eq!(compared, 10);
+    assert_eq!(compared, 13);
 }
