@@ -42,7 +42,17 @@ pub struct Compiled {
 /// Runs every stage up to code generation. Returns the compiled program when no stage
 /// reported an error, and all diagnostics (warnings included) in source order.
 pub fn compile(source: &str, targets: &dyn Targets, opts: &CompileOptions) -> (Option<Compiled>, Vec<Diagnostic>) {
-    let (program, mut diags) = ppis_lang::check_source(source, targets, &ppis_lang::CheckOptions::default());
+    compile_with_checks(source, targets, &ppis_lang::CheckOptions::default(), opts)
+}
+
+/// Like [`compile`], with checker options (e.g. `-D` const overrides).
+pub fn compile_with_checks(
+    source: &str,
+    targets: &dyn Targets,
+    check: &ppis_lang::CheckOptions,
+    opts: &CompileOptions,
+) -> (Option<Compiled>, Vec<Diagnostic>) {
+    let (program, mut diags) = ppis_lang::check_source(source, targets, check);
     let Some(program) = program else {
         return (None, sorted(diags));
     };

@@ -23,6 +23,9 @@ struct Cli {
     /// Host cost profile (JSON, from `ppisc calibrate`); default: the profile shipped with ppisc.
     #[arg(long, global = true)]
     profile: Option<PathBuf>,
+    /// Override `const NAME` with VALUE (an integer, a quoted string or true/false); repeatable.
+    #[arg(short = 'D', global = true, value_name = "NAME=VALUE", value_parser = parse_define)]
+    define: Vec<(String, String)>,
 }
 
 #[derive(Subcommand)]
@@ -157,21 +160,23 @@ fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal(),
     };
     let profile = match &cli.profile {
-        Some(path) => match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| CostProfile::from_json(&t)) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: cost profile {}: {e}", path.display());
-                return ExitCode::from(2);
+        Some(path) => {
+            match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| CostProfile::from_json(&t)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: cost profile {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         None => driver::default_profile(),
     };
-    let ctx = Ctx { color, profile };
+    let ctx = Ctx { color, profile, defines: cli.define };
     let result = match cli.command {
         Command::Check { files, format, explain_cost } => check(&ctx, &files, format, explain_cost),
         Command::Fmt { files, check } => fmt(&files, check, color),
         Command::Explain { code } => explain_code(&code),
-        Command::Ir { file } => ir(&file, color),
+        Command::Ir { file } => ir(&file, ctx.defines.clone(), color),
         Command::Build { file, output, key, certificate, emit_coq } => {
             build(&ctx, &file, &output, key.as_deref(), certificate.as_deref(), emit_coq.as_deref())
         }
@@ -206,9 +211,13 @@ fn read_source(path: &Path) -> Result<Source> {
             let at = e.utf8_error().valid_up_to();
             let byte = e.as_bytes()[at];
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let diag = Diagnostic::error("E0002", format!("invalid UTF-8: byte 0x{byte:02x}"), ppis_lang::Span::new(at, at + 3))
-                .label("not UTF-8")
-                .with_help("save the file as UTF-8");
+            let diag = Diagnostic::error(
+                "E0002",
+                format!("invalid UTF-8: byte 0x{byte:02x}"),
+                ppis_lang::Span::new(at, at + 3),
+            )
+            .label("not UTF-8")
+            .with_help("save the file as UTF-8");
             Source { text, encoding_error: Some(diag) }
         }
     })
@@ -240,9 +249,15 @@ fn print_diagnostics(diags: &[Diagnostic], path: &Path, source: &str, color: boo
 struct Ctx {
     color: bool,
     profile: CostProfile,
+    /// `-D NAME=VALUE` const overrides.
+    defines: Vec<(String, String)>,
 }
 
 impl Ctx {
+    fn check_options(&self) -> ppis_lang::CheckOptions {
+        ppis_lang::CheckOptions::with_const_overrides(self.defines.clone())
+    }
+
     fn options(&self, lower: LowerOptions) -> CompileOptions {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         CompileOptions { lower, profile: self.profile.clone(), cpus }
@@ -252,7 +267,8 @@ impl Ctx {
 /// Compiles a file, printing diagnostics; `None` when it has errors.
 fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(String, Compiled)>> {
     let source = read_source(path)?;
-    let (compiled, diags) = driver::compile(&source.text, &HostTargets, &ctx.options(opts));
+    let (compiled, diags) =
+        driver::compile_with_checks(&source.text, &HostTargets, &ctx.check_options(), &ctx.options(opts));
     let diags = with_encoding(&source, diags);
     print_diagnostics(&diags, path, &source.text, ctx.color);
     if source.encoding_error.is_some() {
@@ -267,7 +283,12 @@ fn check(ctx: &Ctx, files: &[PathBuf], format: CheckFormat, explain_cost: bool) 
     let mut sarif: Vec<(String, String, Vec<Diagnostic>)> = Vec::new();
     for path in files {
         let Source { text: source, encoding_error } = read_source(path)?;
-        let (compiled, diags) = driver::compile(&source, &HostTargets, &ctx.options(LowerOptions::default()));
+        let (compiled, diags) = driver::compile_with_checks(
+            &source,
+            &HostTargets,
+            &ctx.check_options(),
+            &ctx.options(LowerOptions::default()),
+        );
         let diags = with_encoding(&Source { text: String::new(), encoding_error }, diags);
         findings |= diags.iter().any(|d| d.is_error());
         if let (true, Some(compiled)) = (explain_cost, &compiled) {
@@ -339,13 +360,23 @@ fn explain_code(code: &str) -> Result<ExitCode> {
     }
 }
 
-fn ir(path: &Path, color: bool) -> Result<ExitCode> {
+/// `-D NAME=VALUE`: splits at the first `=`; VALUE is parsed by the checker, which knows
+/// the const's kind and reports a mismatch against the declaration.
+fn parse_define(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
+    }
+}
+
+fn ir(path: &Path, define: Vec<(String, String)>, color: bool) -> Result<ExitCode> {
     let Source { text: source, encoding_error } = read_source(path)?;
     if let Some(d) = encoding_error {
         print_diagnostics(&[d], path, &source, color);
         return Ok(ExitCode::from(1));
     }
-    let (program, diags) = ppis_lang::check_source(&source, &HostTargets, &ppis_lang::CheckOptions::default());
+    let check_options = ppis_lang::CheckOptions::with_const_overrides(define);
+    let (program, diags) = ppis_lang::check_source(&source, &HostTargets, &check_options);
     print_diagnostics(&diags, path, &source, color);
     let Some(program) = program else { return Ok(ExitCode::from(1)) };
     let lowered = ppis_compiler::lower::lower(&program, &source, &LowerOptions::default());
@@ -382,7 +413,8 @@ fn build(
     match key {
         Some(key_path) => {
             let text = std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-            let key = ppis_bundle::SigningKey::from_key_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+            let key = ppis_bundle::SigningKey::from_key_file(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
             let name = output.file_stem().and_then(|s| s.to_str()).unwrap_or("bundle");
             let bundle = driver::bundle(&compiled, name, &source, &ctx.profile, &key)?;
             write(output, bundle)?;
@@ -402,8 +434,8 @@ fn build(
 }
 
 fn keygen(output: &Path) -> Result<ExitCode> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let (secret, public) = ppis_bundle::keygen().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -465,7 +497,13 @@ fn disasm(path: &Path) -> Result<ExitCode> {
     }
 }
 
-fn run(ctx: &Ctx, path: &Path, duration: Option<Duration>, format: Format, command: Option<String>) -> Result<ExitCode> {
+fn run(
+    ctx: &Ctx,
+    path: &Path,
+    duration: Option<Duration>,
+    format: Format,
+    command: Option<String>,
+) -> Result<ExitCode> {
     let child = match &command {
         Some(cmd) => {
             let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();

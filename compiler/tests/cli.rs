@@ -38,7 +38,12 @@ fn s(p: &Path) -> &str {
 const UPROBE_SOURCE: &str = "map n: count;\nprobe uprobe:/bin/bash:readline rate <= 10/s { n.inc(); }\n";
 
 fn assert_ok(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -57,7 +62,14 @@ fn signed_bundle_round_trip_tamper_and_reproducibility() {
     let out = ppisc(&["inspect", s(&bundle)]);
     assert_ok(&out, "inspect");
     let text = String::from_utf8_lossy(&out.stdout);
-    for expected in ["signature: valid", "certificate.json", "manifest.json", "object.o", "proofs/probe0.v", "uprobe:/bin/bash:readline"] {
+    for expected in [
+        "signature: valid",
+        "certificate.json",
+        "manifest.json",
+        "object.o",
+        "proofs/probe0.v",
+        "uprobe:/bin/bash:readline",
+    ] {
         assert!(text.contains(expected), "inspect lacks {expected:?}:\n{text}");
     }
 
@@ -148,7 +160,14 @@ fn coq_accepts_the_proofs_of_every_example() {
         files.sort();
         assert!(!files.is_empty(), "{name}: no proof files");
         for file in files {
-            let out = Command::new("coqc").arg("-Q").arg(&proofs).arg("Ppis").arg(&file).current_dir(&out_dir).output().unwrap();
+            let out = Command::new("coqc")
+                .arg("-Q")
+                .arg(&proofs)
+                .arg("Ppis")
+                .arg(&file)
+                .current_dir(&out_dir)
+                .output()
+                .unwrap();
             assert_ok(&out, &format!("coqc {}", file.display()));
         }
     }

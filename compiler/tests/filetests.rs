@@ -23,8 +23,7 @@ fn diagnostics(source: &str, diags: &[ppis_lang::Diagnostic]) -> String {
 }
 
 fn lower(source: &str) -> String {
-    let (program, diags) =
-        ppis_lang::check_source(source, &common::FakeTargets, &ppis_lang::CheckOptions::default());
+    let (program, diags) = ppis_lang::check_source(source, &common::FakeTargets, &ppis_lang::CheckOptions::default());
     match program {
         Some(p) => ppis_ir::print_module(&ppis_compiler::lower::lower(&p, source, &LowerOptions::default()).module),
         None => diagnostics(source, &diags),
@@ -57,13 +56,24 @@ fn run_dir(stage: &str, harness: fn(&str) -> String) {
         let header = format!("// test {stage}");
         assert!(text.starts_with(&header), "{}: first line must be `{header}`", path.display());
         let (source, expected) = match text.find(EXPECT) {
-            Some(i) => (&text[..i], text[i + EXPECT.len()..].lines().map(|l| l.strip_prefix("// ").unwrap_or(l.trim_start_matches("//"))).collect::<Vec<_>>().join("\n")),
+            Some(i) => (
+                &text[..i],
+                text[i + EXPECT.len()..]
+                    .lines()
+                    .map(|l| l.strip_prefix("// ").unwrap_or(l.trim_start_matches("//")))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             None => (text.as_str(), String::new()),
         };
         let actual = harness(source);
         if actual.trim() != expected.trim() {
             if bless {
-                let block: String = actual.trim_end().lines().map(|l| if l.is_empty() { "//\n".to_string() } else { format!("// {l}\n") }).collect();
+                let block: String = actual
+                    .trim_end()
+                    .lines()
+                    .map(|l| if l.is_empty() { "//\n".to_string() } else { format!("// {l}\n") })
+                    .collect();
                 std::fs::write(path, format!("{source}{EXPECT}\n{block}")).unwrap();
             } else {
                 failures.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));

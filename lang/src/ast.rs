@@ -87,7 +87,9 @@ pub enum TypeExprKind {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeDecl {
-    pub attach: AttachPoint,
+    /// `probe a, b { .. }`: one or more attach points sharing the rest of the declaration;
+    /// the checker makes one probe of each. Never empty.
+    pub attach: Vec<AttachPoint>,
     /// `rate <= N/s`, in events per second.
     pub rate: Option<Spanned<u64>>,
     /// `when EXPR`
@@ -190,6 +192,12 @@ pub enum ExprKind {
     Unary {
         op: UnaryOp,
         operand: Box<Expr>,
+    },
+    /// `cond ? then : otherwise`
+    Conditional {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
     },
     Binary {
         op: BinaryOp,

@@ -123,6 +123,7 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0224", title: "invalid array map declaration" },
     CodeInfo { code: "E0225", title: "unknown function" },
     CodeInfo { code: "E0226", title: "wrong arguments to a built-in function" },
+    CodeInfo { code: "E0227", title: "branches of `?:` with incompatible types" },
     // Probe targets, budget and rates.
     CodeInfo { code: "E0301", title: "unknown probe kind" },
     CodeInfo { code: "E0302", title: "unknown tracepoint" },
@@ -152,6 +153,7 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0415", title: "unbounded string read" },
     CodeInfo { code: "E0500", title: "code generation failed" },
     CodeInfo { code: "E0501", title: "the file declares no probes" },
+    CodeInfo { code: "E0502", title: "invalid `-D NAME=VALUE` const override" },
     // Warnings.
     CodeInfo { code: "W0001", title: "unused local" },
     CodeInfo { code: "W0400", title: "hash map can only grow" },

@@ -125,6 +125,7 @@ fn builtin(builtin: Builtin) -> &'static str {
         Builtin::Pid => "pid",
         Builtin::Tid => "tid",
         Builtin::Uid => "uid",
+        Builtin::Gid => "gid",
         Builtin::Comm => "comm",
         Builtin::Cpu => "cpu",
         Builtin::Nsecs => "nsecs",
@@ -182,6 +183,9 @@ pub fn expr(e: &Expr, program: &Program) -> String {
         }
         ExprKind::Coalesce { map, keys, default } => {
             format!("(?? {} {})", map_ref(*map, keys, program), expr(default, program))
+        }
+        ExprKind::Conditional { cond, then, otherwise } => {
+            format!("(? {} {} {})", expr(cond, program), expr(then, program), expr(otherwise, program))
         }
         ExprKind::Unary { op, operand } => {
             let op = match op {

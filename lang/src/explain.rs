@@ -517,6 +517,16 @@ at most `N` bytes.",
         wrong: Text("map names: count[str[16]] max 1024;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    names[str(arg0)].inc();\n}\n"),
         right: Text("map names: count[str[16]] max 1024;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    names[str(arg0, 16)].inc();\n}\n"),
     },
+    Page {
+        code: "E0227",
+        summary: "The two branches of `c ? a : b` have types that do not unify.",
+        details: "Both branches must be integers (they widen to a common type, as comparison operands \
+do), both strings (the shorter is NUL-padded) or both bools. Only the branch the condition picks is \
+evaluated.",
+        language: Ppl,
+        wrong: Text("map calls: count[u64] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls[pid == 1 ? 0 : \"user\"].inc();\n}\n"),
+        right: Text("map calls: count[u64] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls[pid == 1 ? 0 : 1].inc();\n}\n"),
+    },
     // ------------------------------------------------------------------ probe targets
     Page {
         code: "E0301",
@@ -784,6 +794,18 @@ one `probe` to produce a program.",
         language: Ppl,
         wrong: Text("map calls: count;\n"),
         right: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "E0502",
+        summary: "A `-D NAME=VALUE` option names no const of the file, or gives a value of the wrong kind.",
+        details: "`ppisc check/build/run/ir -D NAME=VALUE` replaces the value of `const NAME` for one \
+compilation. VALUE is a literal of the same kind as the declared value: an integer (`-D LIMIT=100`, \
+`-D OFFSET=-4`), a quoted string (`-D TARGET='\"nginx\"'`, quoted for the shell too) or `true`/`false`. \
+Consts declared after NAME see the new value. With the file below, `-D TARGET=42` is wrong (TARGET \
+is a string) and so is `-D TARGETS=x` (no such const); `-D TARGET='\"nginx\"'` is right.",
+        language: Ppl,
+        wrong: Text("const TARGET = \"bash\";\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when comm == TARGET {\n    calls.inc();\n}\n"),
+        right: Text("const TARGET = \"bash\";\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when comm == TARGET {\n    calls.inc();\n}\n"),
     },
     // ---------------------------------------------------------------------- warnings
     Page {

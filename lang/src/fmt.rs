@@ -349,7 +349,8 @@ impl<'src> Printer<'src> {
 
     fn probe(&mut self, probe: &ProbeDecl, blank: Blank) {
         let start = probe.span.start as usize;
-        let attach = attach_text(&probe.attach.kind);
+        let attach = probe.attach.iter().map(|point| attach_text(&point.kind)).collect::<Vec<_>>().join(", ");
+        let attach_end = probe.attach.last().map_or(start, |point| point.span.end as usize);
         let rate = probe.rate.as_ref().map(|rate| (format!("rate <= {}/s", self.rate_value(rate.span)), rate.span));
         let when = probe.predicate.as_ref().map(|predicate| (format!("when {}", self.expr(predicate)), predicate.span));
         let mut one_line = format!("probe {attach}");
@@ -359,13 +360,13 @@ impl<'src> Printer<'src> {
         }
         let has_clauses = rate.is_some() || when.is_some();
         let fits = one_line.chars().count() + " {".len() <= MAX_WIDTH;
-        let commented = self.has_pending_comment_in(probe.attach.span.end as usize, probe.body.span.start as usize);
+        let commented = self.has_pending_comment_in(attach_end, probe.body.span.start as usize);
         if !has_clauses || (fits && !commented) {
             self.open_line(start, one_line, blank);
             self.block(&probe.body);
         } else {
             self.open_line(start, format!("probe {attach}"), blank);
-            self.append("", probe.attach.span.end as usize);
+            self.append("", attach_end);
             self.indent += 1;
             for (clause, span) in rate.iter().chain(when.iter()) {
                 self.open_line(span.start as usize, clause.clone(), Blank::Never);
@@ -515,6 +516,14 @@ impl<'src> Printer<'src> {
                 out.push_str(" ?? ");
                 self.write_expr(out, default, COALESCE);
             }
+            ExprKind::Conditional { cond, then, otherwise } => {
+                // Right-associative: a nested conditional needs parentheses only as the condition.
+                self.write_expr(out, cond, OR);
+                out.push_str(" ? ");
+                self.write_expr(out, then, CONDITIONAL);
+                out.push_str(" : ");
+                self.write_expr(out, otherwise, CONDITIONAL);
+            }
             ExprKind::Unary { op, operand } => {
                 out.push(match op {
                     UnaryOp::Neg => '-',
@@ -618,6 +627,8 @@ fn else_if(otherwise: &Block) -> Option<&Stmt> {
 }
 
 // Binding strength, loosest first, as in the grammar.
+/// `c ? a : b`, looser than every binary operator.
+const CONDITIONAL: u8 = 0;
 const OR: u8 = 1;
 const AND: u8 = 2;
 const COMPARISON: u8 = 3;
@@ -673,6 +684,7 @@ fn level(expr: &Expr) -> u8 {
     match &expr.kind {
         ExprKind::Binary { op, .. } => binary_level(*op),
         ExprKind::Coalesce { .. } => COALESCE,
+        ExprKind::Conditional { .. } => CONDITIONAL,
         ExprKind::Cast { .. } => CAST,
         ExprKind::Unary { .. } => UNARY,
         _ => ATOM,

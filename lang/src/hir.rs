@@ -210,6 +210,13 @@ pub enum ExprKind {
         op: crate::ast::UnaryOp,
         operand: Box<Expr>,
     },
+    /// `cond ? then : otherwise`: `cond` is a `bool`, `then` and `otherwise` have the
+    /// expression's type; only the chosen operand is evaluated.
+    Conditional {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
     /// Both operands have the same type (the checker cast them); comparisons have type
     /// `bool`, `&&`/`||` short-circuit.
     Binary {
@@ -230,6 +237,8 @@ pub enum Builtin {
     Tid,
     /// User id, `u32`.
     Uid,
+    /// Group id, `u32` (the upper half of `bpf_get_current_uid_gid`).
+    Gid,
     /// Current task's command name, `str[16]`.
     Comm,
     /// CPU number, `u32`.

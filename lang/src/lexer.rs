@@ -134,6 +134,9 @@ pub enum Tok<'src> {
     Arrow,
     #[token("??")]
     Coalesce,
+    /// `?` of the conditional `c ? a : b`.
+    #[token("?")]
+    Question,
     #[token("=")]
     Assign,
     #[token("==")]
@@ -224,6 +227,7 @@ impl Tok<'_> {
             Tok::DotDot => "..",
             Tok::Arrow => "->",
             Tok::Coalesce => "??",
+            Tok::Question => "?",
             Tok::Assign => "=",
             Tok::EqEq => "==",
             Tok::NotEq => "!=",
@@ -385,13 +389,21 @@ pub struct Lexer<'src> {
     pub diagnostics: Vec<Diagnostic>,
     /// Set after `probe`: the next token is an attach point.
     expect_attach: bool,
+    /// Set right after an attach point: a `,` now means another attach point follows.
+    after_attach: bool,
     /// A run of invalid characters not yet reported (one diagnostic per run, not per byte).
     invalid_run: Option<Span>,
 }
 
 impl<'src> Lexer<'src> {
     pub fn new(source: &'src str) -> Lexer<'src> {
-        Lexer { inner: Tok::lexer(source), diagnostics: Vec::new(), expect_attach: false, invalid_run: None }
+        Lexer {
+            inner: Tok::lexer(source),
+            diagnostics: Vec::new(),
+            expect_attach: false,
+            after_attach: false,
+            invalid_run: None,
+        }
     }
 
     fn flush_invalid_run(&mut self) {
@@ -495,6 +507,7 @@ impl<'src> Iterator for Lexer<'src> {
         if std::mem::take(&mut self.expect_attach) {
             if let Some(token) = self.lex_attach() {
                 self.flush_invalid_run();
+                self.after_attach = true;
                 return Some(token);
             }
         }
@@ -509,7 +522,9 @@ impl<'src> Iterator for Lexer<'src> {
                 }
                 Some(Ok(token)) => {
                     self.flush_invalid_run();
-                    self.expect_attach = token == Tok::Probe;
+                    let list_continues = token == Tok::Comma && std::mem::take(&mut self.after_attach);
+                    self.after_attach = false;
+                    self.expect_attach = token == Tok::Probe || list_continues;
                     return Some((span.start, token, span.end));
                 }
                 Some(Err(_)) => {

@@ -32,6 +32,7 @@ fn adds_expression_level(token: &Tok<'_>) -> bool {
             | Tok::LBracket
             | Tok::As
             | Tok::Coalesce
+            | Tok::Question
             | Tok::EqEq
             | Tok::NotEq
             | Tok::Lt

@@ -659,6 +659,35 @@ impl<'a> FnLowerer<'a> {
                     }
                 }
             }
+            ExprKind::Conditional { cond, then, otherwise } => {
+                let (yes, no, join) = (self.b.new_block(), self.b.new_block(), self.b.new_block());
+                self.cond(cond, yes, no);
+                // Each branch evaluates only its own operand and copies it into one result.
+                match e.ty {
+                    Ty::Str { len } => {
+                        let out = self.b.new_slot(len);
+                        for (block, branch) in [(yes, then), (no, otherwise)] {
+                            self.b.switch_to(block);
+                            let v = self.expr(branch);
+                            self.store_value(out, 0, v, e.ty, span);
+                            self.jump_to(join, span);
+                        }
+                        self.b.switch_to(join);
+                        Val::Str { slot: out, len }
+                    }
+                    _ => {
+                        let out = self.reg();
+                        for (block, branch) in [(yes, then), (no, otherwise)] {
+                            self.b.switch_to(block);
+                            let v = self.scalar_operand(branch);
+                            self.emit(Op::Mov { dst: out, src: v }, span);
+                            self.jump_to(join, span);
+                        }
+                        self.b.switch_to(join);
+                        Val::Reg(out)
+                    }
+                }
+            }
             ExprKind::Unary { op, operand } => {
                 let v = self.scalar(operand);
                 let r = match op {
@@ -699,6 +728,10 @@ impl<'a> FnLowerer<'a> {
             Builtin::Uid => {
                 let v = self.call(Helper::GetCurrentUidGid, span);
                 self.normalize(v, Ty::U32, span)
+            }
+            Builtin::Gid => {
+                let v = self.call(Helper::GetCurrentUidGid, span);
+                self.alu(AluOp::LShr, v, Operand::Imm(32), span)
             }
             Builtin::Cpu => self.call(Helper::GetSmpProcessorId, span),
             Builtin::Nsecs => self.call(Helper::KtimeGetNs, span),

@@ -6,6 +6,8 @@
 //! - comparisons compare at the operands' type if they agree, else at that 64-bit type;
 //!   an integer literal takes the other operand's type; strings compare (`==`, `!=` only) at
 //!   the longer of the two lengths;
+//! - `c ? a : b` unifies `a` and `b` like comparison operands, except that two integer
+//!   literals take the narrowest type holding both; with a constant `c` it folds to its pick;
 //! - integer constants are folded while untyped, so `-5`, `1 << 10` or `4 * 1024` are
 //!   literals that take the type of their context.
 
@@ -21,6 +23,7 @@ pub(super) const BUILTINS: &[(&str, Builtin, Ty)] = &[
     ("pid", Builtin::Pid, Ty::U32),
     ("tid", Builtin::Tid, Ty::U32),
     ("uid", Builtin::Uid, Ty::U32),
+    ("gid", Builtin::Gid, Ty::U32),
     ("comm", Builtin::Comm, Ty::Str { len: 16 }),
     ("cpu", Builtin::Cpu, Ty::U32),
     ("nsecs", Builtin::Nsecs, Ty::U64),
@@ -156,6 +159,12 @@ impl Checker<'_> {
                 let lhs = self.expr(lhs);
                 let rhs = self.expr(rhs);
                 self.binary(*op, lhs, rhs, span)
+            }
+            ast::ExprKind::Conditional { cond, then, otherwise } => {
+                let cond = self.expr(cond);
+                let then = self.expr(then);
+                let otherwise = self.expr(otherwise);
+                self.conditional(cond, then, otherwise, span)
             }
             ast::ExprKind::Cast { expr: inner, ty } => {
                 let value = self.expr(inner);
@@ -416,6 +425,71 @@ impl Checker<'_> {
         }
     }
 
+    /// `c ? a : b`: `a` and `b` unify as the operands of a comparison do (same type kept,
+    /// a literal takes the other's type, integers widen to 64 bits, strings to the longer).
+    /// A constant condition picks its operand at compile time, so constants stay constants.
+    fn conditional(&mut self, cond: Val, then: Val, otherwise: Val, span: Span) -> Val {
+        let cond = self.condition(cond, "the condition of `?:`");
+        if matches!(then, Val::Error) || matches!(otherwise, Val::Error) {
+            return Val::Error;
+        }
+        let Some(cond) = cond else { return Val::Error };
+        if let ExprKind::Bool(value) = cond.kind {
+            if matches!(then, Val::IntLit { .. } | Val::StrLit { .. })
+                && matches!(otherwise, Val::IntLit { .. } | Val::StrLit { .. })
+                && is_int(&then) == is_int(&otherwise)
+            {
+                return if value { then } else { otherwise };
+            }
+        }
+        let result_ty = if is_int(&then) && is_int(&otherwise) {
+            match (&then, &otherwise) {
+                (Val::Typed(a), Val::Typed(b)) if a.ty == b.ty => a.ty,
+                (Val::Typed(a), Val::IntLit { .. }) => a.ty,
+                (Val::IntLit { .. }, Val::Typed(b)) => b.ty,
+                (Val::Typed(a), Val::Typed(b)) => wide_int(a.ty.is_signed() || b.ty.is_signed()),
+                // Two literals take the narrowest type holding both, so the result widens
+                // implicitly wherever it is used (a `u32` key, a `u8` value, ...).
+                (Val::IntLit { value: a, .. }, Val::IntLit { value: b, .. }) => narrowest_int(*a.min(b), *a.max(b)),
+                _ => Ty::U64,
+            }
+        } else if is_str(&then) && is_str(&otherwise) {
+            let len = |v: &Val| match v {
+                Val::Typed(e) => e.ty.size(),
+                Val::StrLit { bytes, .. } => bytes.len() as u32 + 1,
+                _ => 0,
+            };
+            Ty::Str { len: len(&then).max(len(&otherwise)) }
+        } else if is_bool(&then) && is_bool(&otherwise) {
+            Ty::Bool
+        } else {
+            self.report(
+                Diagnostic::error(
+                    "E0227",
+                    format!(
+                        "the branches of `?:` have incompatible types: {} and {}",
+                        describe(&then),
+                        describe(&otherwise)
+                    ),
+                    span,
+                )
+                .label("incompatible branches")
+                .with_help("give both branches integers, strings or bools"),
+            );
+            return Val::Error;
+        };
+        let then = self.coerce(then, result_ty, "a branch of `?:`");
+        let otherwise = self.coerce(otherwise, result_ty, "a branch of `?:`");
+        match (then, otherwise) {
+            (Some(then), Some(otherwise)) => typed(
+                ExprKind::Conditional { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(otherwise) },
+                result_ty,
+                span,
+            ),
+            _ => Val::Error,
+        }
+    }
+
     fn comparison(&mut self, op: BinaryOp, lhs: Val, rhs: Val, span: Span) -> Val {
         let equality = matches!(op, BinaryOp::Eq | BinaryOp::Ne);
         if let (Val::IntLit { value: a, .. }, Val::IntLit { value: b, .. }) = (&lhs, &rhs) {
@@ -584,6 +658,16 @@ impl Checker<'_> {
     }
 }
 
+/// The smallest integer type holding `min..=max`, unsigned unless `min` is negative.
+fn narrowest_int(min: i128, max: i128) -> Ty {
+    let signed = min < 0;
+    [1u8, 2, 4, 8]
+        .into_iter()
+        .map(|bytes| Ty::Int { bytes, signed })
+        .find(|&ty| int_range(ty).is_some_and(|(lo, hi)| lo <= min && max <= hi))
+        .unwrap_or(wide_int(signed))
+}
+
 /// The 64-bit type arithmetic happens in.
 fn wide_int(signed: bool) -> Ty {
     if signed {
@@ -604,5 +688,15 @@ mod tests {
         assert_eq!(int_pattern(0x1_0000_0005, Ty::U32), 5);
         assert_eq!(int_pattern(200, Ty::I8), (-56i64) as u64);
         assert_eq!(int_range(Ty::I16), Some((-32768, 32767)));
+    }
+
+    #[test]
+    fn two_literals_take_the_narrowest_type_holding_both() {
+        assert_eq!(narrowest_int(0, 1), Ty::U8);
+        assert_eq!(narrowest_int(0, 256), Ty::U16);
+        assert_eq!(narrowest_int(-1, 127), Ty::I8);
+        assert_eq!(narrowest_int(-1, 128), Ty::I16);
+        assert_eq!(narrowest_int(0, u32::MAX as i128 + 1), Ty::U64);
+        assert_eq!(narrowest_int(-1, u64::MAX as i128), Ty::I64);
     }
 }

@@ -4,7 +4,8 @@ use super::{closest, Checker, ConstInfo, ConstValue, MapInfo, Val, DEFAULT_BUDGE
 use crate::ast::{self, MapKindAst, TypeExpr, TypeExprKind};
 use crate::diag::Diagnostic;
 use crate::hir::{ExprKind, MapKind};
-use crate::span::Span;
+use crate::lexer::{Lexer, Tok};
+use crate::span::{Ident, Span};
 use crate::types::Ty;
 use std::collections::HashMap;
 
@@ -90,9 +91,93 @@ impl Checker<'_> {
                 if self.consts.contains_key(&name.node) || defined.get(&name.node) != Some(&name.span) {
                     continue; // a duplicate, already reported
                 }
-                let value = self.const_value(value);
+                let mut value = self.const_value(value);
+                if let Some(text) = self.override_for(&name.node) {
+                    value = self.overridden_value(name, value, &text);
+                }
                 self.consts.insert(name.node.clone(), ConstInfo { value });
             }
+        }
+        self.report_unknown_overrides();
+    }
+
+    /// The last `-D` value given for const `name` (a later `-D` wins, as in C compilers).
+    fn override_for(&self, name: &str) -> Option<String> {
+        self.const_overrides.iter().rev().find(|(n, _)| n == name).map(|(_, value)| value.clone())
+    }
+
+    /// The value `-D NAME=text` gives const `name`, which was declared as `declared`.
+    fn overridden_value(&mut self, name: &Ident, declared: Option<ConstValue>, text: &str) -> Option<ConstValue> {
+        let kind = |value: &ConstValue| match value {
+            ConstValue::Int(_) => "an integer",
+            ConstValue::Str(_) => "a string",
+            ConstValue::Bool(_) => "a bool",
+        };
+        let Some(given) = override_literal(text) else {
+            self.report(
+                Diagnostic::error("E0502", format!("`-D {}={text}` is not a literal", name.node), name.span)
+                    .label("the const it overrides")
+                    .with_help("give an integer (`-D N=42`), a quoted string (`-D S='\"bash\"'`) or `true`/`false`"),
+            );
+            return None;
+        };
+        match declared {
+            Some(declared) if std::mem::discriminant(&declared) != std::mem::discriminant(&given) => {
+                self.report(
+                    Diagnostic::error(
+                        "E0502",
+                        format!(
+                            "`-D {}={text}` gives {}, but the const is {}",
+                            name.node,
+                            kind(&given),
+                            kind(&declared)
+                        ),
+                        name.span,
+                    )
+                    .label(format!("declared as {} here", kind(&declared)))
+                    .with_help(format!("override it with {}", kind(&declared))),
+                );
+                None
+            }
+            // The declared value had errors (already reported): keep the file failing.
+            None => None,
+            Some(_) => Some(given),
+        }
+    }
+
+    /// `-D` names that match no const: one error listing the consts there are.
+    fn report_unknown_overrides(&mut self) {
+        let mut known: Vec<&String> = self.declared_consts.keys().collect();
+        known.sort();
+        let unknown: Vec<String> = self
+            .const_overrides
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| !self.declared_consts.contains_key(*name))
+            .cloned()
+            .collect();
+        let listing = match known.as_slice() {
+            [] => "the file declares no consts".to_string(),
+            names => format!(
+                "its consts are: {}",
+                names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let suggestion_pool: Vec<String> = known.iter().map(|name| name.to_string()).collect();
+        for name in unknown {
+            let help = match closest(&name, suggestion_pool.iter().map(String::as_str)) {
+                Some(close) => format!("did you mean `-D {close}=...`? {listing}"),
+                None => listing.clone(),
+            };
+            self.report(
+                Diagnostic::error(
+                    "E0502",
+                    format!("`-D {name}`: the file declares no const `{name}`"),
+                    Span::new(0, 0),
+                )
+                .label("-D names a `const` of this file")
+                .with_help(help),
+            );
         }
     }
 
@@ -329,5 +414,23 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+/// A `-D` value read by the language's own lexer: an integer (optionally negated), a
+/// quoted string, or `true`/`false`. `None` for anything else, including lexical errors.
+fn override_literal(text: &str) -> Option<ConstValue> {
+    let mut lexer = Lexer::new(text);
+    let tokens: Vec<Tok<'_>> = lexer.by_ref().map(|(_, token, _)| token).collect();
+    if !lexer.diagnostics.is_empty() {
+        return None;
+    }
+    match tokens.as_slice() {
+        [Tok::Int(value)] => Some(ConstValue::Int(*value as i128)),
+        [Tok::Minus, Tok::Int(value)] => Some(ConstValue::Int(-(*value as i128))),
+        [Tok::Str(value)] => Some(ConstValue::Str(value.as_bytes().to_vec())),
+        [Tok::True] => Some(ConstValue::Bool(true)),
+        [Tok::False] => Some(ConstValue::Bool(false)),
+        _ => None,
     }
 }

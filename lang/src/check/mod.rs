@@ -23,15 +23,28 @@ use std::collections::HashMap;
 /// Options for [`check`]. Construct with `CheckOptions::default()`: fields may be added.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
-pub struct CheckOptions {}
+pub struct CheckOptions {
+    /// `-D NAME=VALUE` on the command line: replaces the value of `const NAME` with VALUE, an
+    /// integer (optionally negative), string (quoted, as in source) or bool literal of the
+    /// same kind as the declared value. An unknown NAME or a mismatched kind is error E0502.
+    pub const_overrides: Vec<(String, String)>,
+}
+
+impl CheckOptions {
+    /// Options overriding consts, as `(NAME, VALUE)` pairs from `-D NAME=VALUE`.
+    pub fn with_const_overrides(const_overrides: Vec<(String, String)>) -> CheckOptions {
+        CheckOptions { const_overrides }
+    }
+}
 
 /// The overhead budget every probe gets unless the file lowers it, in percent.
 pub const DEFAULT_BUDGET_PERCENT: f64 = 0.5;
 
 /// Checks a parsed file against the host's targets. Returns the program only if there were
 /// no errors (warnings allowed); the diagnostics are in source order per stage.
-pub fn check(file: &ast::File, targets: &dyn Targets, _opts: &CheckOptions) -> (Option<hir::Program>, Vec<Diagnostic>) {
+pub fn check(file: &ast::File, targets: &dyn Targets, opts: &CheckOptions) -> (Option<hir::Program>, Vec<Diagnostic>) {
     let mut checker = Checker::new(targets);
+    checker.const_overrides = opts.const_overrides.clone();
     let program = checker.check_file(file);
     let failed = checker.diagnostics.iter().any(Diagnostic::is_error) || checker.saw_parse_error;
     (if failed { None } else { Some(program) }, checker.diagnostics)
@@ -94,6 +107,8 @@ struct Checker<'t> {
     /// "undeclared".
     declared_consts: HashMap<String, Span>,
     tracepoint_cache: HashMap<(String, String), TracepointAnswer>,
+    /// `-D NAME=VALUE` overrides, applied as the consts are evaluated.
+    const_overrides: Vec<(String, String)>,
     /// The probe being checked; `None` while evaluating consts.
     probe: Option<probe::ProbeCx>,
     /// An `Error` node of the parser was met. The parser's diagnostics explain it, so the
@@ -111,6 +126,7 @@ impl<'t> Checker<'t> {
             consts: HashMap::new(),
             declared_consts: HashMap::new(),
             tracepoint_cache: HashMap::new(),
+            const_overrides: Vec::new(),
             probe: None,
             saw_parse_error: false,
         }
@@ -127,9 +143,7 @@ impl<'t> Checker<'t> {
         let mut probes = Vec::new();
         for item in &file.items {
             if let ast::Item::Probe(decl) = item {
-                if let Some(probe) = self.check_probe(decl) {
-                    probes.push(probe);
-                }
+                probes.extend(self.check_probe(decl));
             }
         }
         let maps: Vec<hir::MapDef> = self.maps.iter().map(MapInfo::to_def).collect();

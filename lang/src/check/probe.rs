@@ -80,8 +80,10 @@ fn aggregation_method(kind: MapKind) -> (&'static str, usize) {
 }
 
 impl Checker<'_> {
-    pub(super) fn check_probe(&mut self, decl: &ast::ProbeDecl) -> Option<hir::Probe> {
-        let (cx, attach) = self.attach(&decl.attach);
+    /// One probe per attach point of `decl`. The predicate and body are checked again for
+    /// each point, because what `args.FIELD`, `arg0` or `retval` mean depends on it; a
+    /// problem found the same way for several points is reported once.
+    pub(super) fn check_probe(&mut self, decl: &ast::ProbeDecl) -> Vec<hir::Probe> {
         if let Some(rate) = &decl.rate {
             if rate.node == 0 {
                 self.report(
@@ -91,6 +93,23 @@ impl Checker<'_> {
                 );
             }
         }
+        let first_diagnostic = self.diagnostics.len();
+        let mut probes = Vec::new();
+        for point in &decl.attach {
+            let before = self.diagnostics.len();
+            let probe = self.check_probe_at(decl, point);
+            let (earlier, new) = self.diagnostics.split_at(before);
+            let earlier = &earlier[first_diagnostic..];
+            let fresh: Vec<Diagnostic> = new.iter().filter(|d| !earlier.contains(d)).cloned().collect();
+            self.diagnostics.truncate(before);
+            self.diagnostics.extend(fresh);
+            probes.extend(probe);
+        }
+        probes
+    }
+
+    fn check_probe_at(&mut self, decl: &ast::ProbeDecl, point: &ast::AttachPoint) -> Option<hir::Probe> {
+        let (cx, attach) = self.attach(point);
         self.probe = Some(cx);
         let predicate = decl.predicate.as_ref().and_then(|predicate| {
             let val = self.expr(predicate);
