@@ -9,7 +9,9 @@ use crate::run;
 /// bpftool: inspect loaded programs and maps while debugging; bpftrace: the benchmark's
 /// baseline; strace: verifying what syscalls the workload makes.
 /// libz3-dev: the verifier links Z3; coq and make: the proof library and per-probe proofs.
-const PACKAGES: &[&str] = &["bpftool", "bpftrace", "strace", "libz3-dev", "coq", "make"];
+/// prometheus: ppisd's exporter test scrapes the daemon with a real server (run as a plain
+/// binary; the Debian service is not used).
+const PACKAGES: &[&str] = &["bpftool", "bpftrace", "strace", "libz3-dev", "coq", "make", "prometheus"];
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -58,7 +60,12 @@ pub fn setup(strictness: Strictness) -> Result<(), String> {
 /// pre-commit: the pre-commit hook test runs the real tool.
 fn install_python_tools() -> Result<(), String> {
     let works = |program: &str| {
-        Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     if works("pre-commit") {
         return Ok(());

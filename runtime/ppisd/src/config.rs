@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::otlp::HttpEndpoint;
+
 /// Default host-wide overhead cap, percent of all CPUs.
 pub const DEFAULT_HOST_CAP_PERCENT: f64 = 2.0;
 /// Default metrics address: loopback only, the Prometheus port range.
@@ -36,6 +38,25 @@ struct RawConfig {
     breaker_backoff_secs: u64,
     #[serde(default = "default_max_backoff")]
     breaker_max_backoff_secs: u64,
+    otlp: Option<RawOtlp>,
+}
+
+/// `[otlp]`: present means export is on.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOtlp {
+    endpoint: String,
+    #[serde(default = "default_otlp_interval_ms")]
+    export_interval_ms: u64,
+    #[serde(default = "default_otlp_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_otlp_interval_ms() -> u64 {
+    10_000
+}
+fn default_otlp_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_cap() -> f64 {
@@ -85,6 +106,19 @@ pub struct Config {
     pub breaker_backoff: Duration,
     /// Longest re-arm delay.
     pub breaker_max_backoff: Duration,
+    /// OTLP/HTTP export of metrics and events; `None` (no `[otlp]` table): off.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where and how often metrics are pushed over OTLP/HTTP (`docs/runtime.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtlpConfig {
+    /// The collector's base URL; `/v1/metrics` and `/v1/logs` are appended.
+    pub endpoint: HttpEndpoint,
+    /// How often the aggregations are exported (cumulative, so a lost export loses nothing).
+    pub export_interval: Duration,
+    /// Connect, send and receive timeout of one export request.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -113,6 +147,27 @@ impl Config {
         if raw.breaker_backoff_secs == 0 || raw.breaker_max_backoff_secs < raw.breaker_backoff_secs {
             return Err("breaker_backoff_secs must be at least 1 and at most breaker_max_backoff_secs".to_string());
         }
+        let otlp = match &raw.otlp {
+            None => None,
+            Some(otlp) => {
+                let endpoint =
+                    HttpEndpoint::parse(&otlp.endpoint).map_err(|error| format!("otlp.endpoint: {error}"))?;
+                if otlp.export_interval_ms < 100 || otlp.export_interval_ms > 3_600_000 {
+                    return Err(format!(
+                        "otlp.export_interval_ms is {}, it must be in 100..=3600000",
+                        otlp.export_interval_ms
+                    ));
+                }
+                if otlp.timeout_ms == 0 || otlp.timeout_ms > 60_000 {
+                    return Err(format!("otlp.timeout_ms is {}, it must be in 1..=60000", otlp.timeout_ms));
+                }
+                Some(OtlpConfig {
+                    endpoint,
+                    export_interval: Duration::from_millis(otlp.export_interval_ms),
+                    timeout: Duration::from_millis(otlp.timeout_ms),
+                })
+            }
+        };
         Ok(Config {
             trusted_keys: raw.trusted_keys.iter().map(resolve).collect(),
             bundle_dir: resolve(&raw.bundle_dir),
@@ -125,6 +180,7 @@ impl Config {
             rate_tolerance_percent: tolerance,
             breaker_backoff: Duration::from_secs(raw.breaker_backoff_secs),
             breaker_max_backoff: Duration::from_secs(raw.breaker_max_backoff_secs),
+            otlp,
         })
     }
 
@@ -162,6 +218,23 @@ mod tests {
         assert_eq!(config.poll_interval, Duration::from_millis(250));
         assert!(!config.require_profile_match);
         assert_eq!(config.breaker_max_backoff, Duration::from_secs(60));
+        assert_eq!(config.otlp, None);
+    }
+
+    #[test]
+    fn otlp_is_off_by_default_and_configurable() {
+        let text = format!("{MINIMAL}[otlp]\nendpoint = \"http://127.0.0.1:4318\"\n");
+        let otlp = Config::parse(&text, Path::new("/")).unwrap().otlp.unwrap();
+        assert_eq!(otlp.endpoint.to_string(), "http://127.0.0.1:4318");
+        assert_eq!(otlp.export_interval, Duration::from_secs(10));
+        assert_eq!(otlp.timeout, Duration::from_secs(5));
+        let text = format!(
+            "{MINIMAL}[otlp]\nendpoint = \"http://collector:4000/otel\"\nexport_interval_ms = 500\ntimeout_ms = 250\n"
+        );
+        let otlp = Config::parse(&text, Path::new("/")).unwrap().otlp.unwrap();
+        assert_eq!((otlp.endpoint.host.as_str(), otlp.endpoint.port), ("collector", 4000));
+        assert_eq!(otlp.endpoint.url("/v1/metrics"), "http://collector:4000/otel/v1/metrics");
+        assert_eq!(otlp.export_interval, Duration::from_millis(500));
     }
 
     #[test]
@@ -174,6 +247,13 @@ mod tests {
             (&format!("{MINIMAL}poll_interval_ms = 0\n"), "poll_interval_ms is 0"),
             ("trusted_keys = []\nbundle_dir = \"b\"\naudit_log = \"a\"\n", "no bundle could ever be accepted"),
             (&format!("{MINIMAL}breaker_backoff_secs = 10\nbreaker_max_backoff_secs = 5\n"), "breaker_backoff_secs"),
+            (&format!("{MINIMAL}[otlp]\nendpoint = \"https://c:4318\"\n"), "otlp.endpoint: https is not supported"),
+            (
+                &format!("{MINIMAL}[otlp]\nendpoint = \"http://c:4318\"\nexport_interval_ms = 5\n"),
+                "export_interval_ms is 5",
+            ),
+            (&format!("{MINIMAL}[otlp]\nendpoint = \"http://c:4318\"\nheaders = 1\n"), "unknown field `headers`"),
+            (&format!("{MINIMAL}[otlp]\nexport_interval_ms = 500\n"), "missing field `endpoint`"),
         ];
         for (text, expected) in cases {
             let error = Config::parse(text, Path::new("/")).unwrap_err();

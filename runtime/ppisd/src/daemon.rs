@@ -23,6 +23,7 @@ use crate::audit::AuditLog;
 use crate::breaker::{check_limits, host_cap_victims, measure, Breaker, Limits, TripReason};
 use crate::config::Config;
 use crate::metrics::{self, MapMetrics, MetricsState, ProbeMetrics, SharedState};
+use crate::otlp::{Origin, OtlpExporter, ProbeEvent};
 
 /// The cost profile shipped with ppis, used when the config names none.
 pub const SHIPPED_PROFILE: &str = include_str!("../../../profiles/default.json");
@@ -72,6 +73,15 @@ struct Loaded {
     sha256: String,
     session: Session,
     probes: Vec<ProbeRun>,
+    /// Its counters count from here (the start time of OTLP cumulative points).
+    loaded_at: SystemTime,
+}
+
+/// OTLP export, when configured.
+struct OtlpExport {
+    exporter: OtlpExporter,
+    interval: Duration,
+    last: Option<Instant>,
 }
 
 /// The running daemon.
@@ -84,6 +94,7 @@ pub struct Daemon {
     loaded: BTreeMap<PathBuf, Loaded>,
     refused: BTreeMap<PathBuf, Fingerprint>,
     metrics: SharedState,
+    otlp: Option<OtlpExport>,
     /// Keeps the kernel counting program run time for as long as the daemon lives.
     _stats: RunTimeStats,
 }
@@ -149,6 +160,14 @@ impl Daemon {
         let metrics: SharedState = Arc::new(Mutex::new(MetricsState::default()));
         metrics::serve(listener, Arc::clone(&metrics));
         let cpus = online_cpus();
+        let otlp = match &config.otlp {
+            Some(otlp) => Some(OtlpExport {
+                exporter: OtlpExporter::start(otlp.clone(), Origin::this_process())?,
+                interval: otlp.export_interval,
+                last: None,
+            }),
+            None => None,
+        };
         audit.append(
             "daemon_started",
             json!({
@@ -158,6 +177,7 @@ impl Daemon {
                 "cost_profile": profile.hash(),
                 "cpus": cpus,
                 "host_overhead_cap_percent": config.host_overhead_cap_percent,
+                "otlp_endpoint": config.otlp.as_ref().map(|otlp| otlp.endpoint.to_string()),
             }),
         )?;
         log(format!(
@@ -166,6 +186,9 @@ impl Daemon {
             config.bundle_dir.display(),
             config.metrics_listen
         ));
+        if let Some(otlp) = &config.otlp {
+            log(format!("exporting OTLP to {} every {:?}", otlp.endpoint, otlp.export_interval));
+        }
         Ok(Daemon {
             config,
             trust,
@@ -175,6 +198,7 @@ impl Daemon {
             loaded: BTreeMap::new(),
             refused: BTreeMap::new(),
             metrics,
+            otlp,
             _stats: stats,
         })
     }
@@ -198,7 +222,8 @@ impl Daemon {
         self.measure(now)?;
         self.enforce_host_cap(now)?;
         self.rearm_due(now)?;
-        self.publish();
+        let state = self.publish();
+        self.export_otlp(state, now, false);
         Ok(())
     }
 
@@ -351,7 +376,8 @@ impl Daemon {
                 let _ = session.detach(index);
             }
         }
-        self.loaded.insert(path.to_path_buf(), Loaded { fingerprint, name, sha256, session, probes });
+        let loaded_at = SystemTime::now();
+        self.loaded.insert(path.to_path_buf(), Loaded { fingerprint, name, sha256, session, probes, loaded_at });
         Ok(())
     }
 
@@ -494,9 +520,11 @@ impl Daemon {
         Ok(())
     }
 
-    fn publish(&mut self) {
+    /// Builds this interval's metrics, hands them to `/metrics` and returns them.
+    fn publish(&mut self) -> MetricsState {
         let mut state = MetricsState::default();
         for loaded in self.loaded.values() {
+            state.loaded_at.insert(loaded.name.clone(), loaded.loaded_at);
             for (index, probe) in loaded.probes.iter().enumerate() {
                 state.probes.push(ProbeMetrics {
                     bundle: loaded.name.clone(),
@@ -518,10 +546,35 @@ impl Daemon {
                 Err(error) => log(format!("{}: cannot read maps: {error}", loaded.name)),
             }
         }
-        *self.metrics.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+        *self.metrics.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = state.clone();
+        state
+    }
+
+    /// Queues `state` for OTLP when the export interval has passed (or `force`). The sender
+    /// thread does the network part, so a slow collector cannot delay the next interval.
+    fn export_otlp(&mut self, state: MetricsState, now: Instant, force: bool) {
+        let Some(otlp) = &mut self.otlp else { return };
+        if !force && otlp.last.is_some_and(|last| now.duration_since(last) < otlp.interval) {
+            return;
+        }
+        otlp.last = Some(now);
+        if !otlp.exporter.export_metrics(state, SystemTime::now()) {
+            log("OTLP export skipped: the previous exports are still being sent");
+        }
+    }
+
+    /// Hands probe events to the OTLP logs export (a no-op without `[otlp]`). For `emit`,
+    /// once the language has it; `false` when they were dropped.
+    pub fn export_events(&self, events: Vec<ProbeEvent>) -> bool {
+        self.otlp.as_ref().is_none_or(|otlp| otlp.exporter.export_events(events))
     }
 
     fn shutdown(mut self) -> Result<(), String> {
+        // The final totals, while the maps still exist; the exporter flushes when dropped.
+        if self.otlp.is_some() {
+            let state = self.publish();
+            self.export_otlp(state, Instant::now(), true);
+        }
         let paths: Vec<PathBuf> = self.loaded.keys().cloned().collect();
         for path in paths {
             self.unload(&path, "daemon stopping")?;

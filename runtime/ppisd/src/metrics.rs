@@ -5,10 +5,11 @@
 //!
 //! Boundary: encoding and a minimal HTTP/1.1 server on `std::net`; the state is data only.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ppis_manifest::{MapInfo, MapKind};
 use ppis_runtime::{Bucket, MapValue, Value};
@@ -41,6 +42,9 @@ pub struct MapMetrics {
 pub struct MetricsState {
     pub probes: Vec<ProbeMetrics>,
     pub maps: Vec<MapMetrics>,
+    /// When each bundle (by name) was loaded: its counters count from then. OTLP sends it as
+    /// the start time of cumulative points, so a collector sees a reload as a counter reset.
+    pub loaded_at: BTreeMap<String, SystemTime>,
 }
 
 /// Shared between the daemon (writer) and the HTTP thread (reader).
@@ -323,6 +327,7 @@ mod tests {
                     ]),
                 },
             ],
+            ..MetricsState::default()
         };
         insta::assert_snapshot!(encode(&Arc::new(Mutex::new(state))));
     }

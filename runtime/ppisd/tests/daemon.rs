@@ -3,15 +3,16 @@
 //! audit-log CLI, and (as root) the daemon itself: loading, refusing, metrics, the overhead
 //! breaker, clean shutdown with nothing left in the kernel, and a restart.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{exact_source, kernel_available, sample, scrape, Daemon, Fixture};
 use object::{Object, ObjectSection, ObjectSymbol};
 use ppis_bundle::{read_bundle, write_bundle, BundleContents, SigningKey, TrustList};
 
@@ -20,99 +21,6 @@ static KERNEL: Mutex<()> = Mutex::new(());
 
 const GETPID_SOURCE: &str = "//! Counts getpid calls.\nmap calls: count;\n\
     probe tracepoint:syscalls:sys_enter_getpid rate <= 1k/s { calls.inc(); }\n";
-
-/// getpgid is rare; the `when` filter makes the count exactly the workload's calls.
-const EXACT_SOURCE: &str =
-    "//! Counts getpgid calls of one thread.\nmap calls: count;\nmap by_comm: count[str[16]] max 16;\n\
-    probe tracepoint:syscalls:sys_enter_getpgid rate <= 5k/s when comm == \"ppisd_exact\" {\n\
-    calls.inc();\n    by_comm[comm].inc();\n}\n";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
-/// The `ppisc` next to the `ppisd` under test, built if missing.
-fn ppisc() -> PathBuf {
-    let ppisd = PathBuf::from(env!("CARGO_BIN_EXE_ppisd"));
-    let path = ppisd.with_file_name("ppisc");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "ppis-compiler", "--bin", "ppisc"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building ppisc failed");
-    }
-    path
-}
-
-struct Fixture {
-    dir: PathBuf,
-    key: PathBuf,
-}
-
-impl Fixture {
-    fn new(name: &str) -> Fixture {
-        let dir = std::env::temp_dir().join(format!("ppisd-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("bundles")).unwrap();
-        let key = dir.join("key");
-        let out = Command::new(ppisc()).arg("keygen").arg("-o").arg(&key).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let config = format!(
-            "trusted_keys = [\"key.pub\"]\nbundle_dir = \"bundles\"\naudit_log = \"audit.log\"\n\
-             cost_profile = \"{}\"\nmetrics_listen = \"127.0.0.1:{}\"\n",
-            workspace_root().join("profiles/reference.json").display(),
-            free_port()
-        );
-        std::fs::write(dir.join("ppisd.toml"), config).unwrap();
-        Fixture { dir, key }
-    }
-
-    /// Builds `source` into `NAME.ppb` (outside the bundle directory) with the reference profile.
-    fn build(&self, name: &str, source: &str) -> PathBuf {
-        let source_path = self.dir.join(format!("{name}.ppl"));
-        std::fs::write(&source_path, source).unwrap();
-        let output = self.dir.join(format!("{name}.ppb"));
-        let out = Command::new(ppisc())
-            .arg("--profile")
-            .arg(workspace_root().join("profiles/reference.json"))
-            .arg("build")
-            .arg(&source_path)
-            .arg("-o")
-            .arg(&output)
-            .arg("--key")
-            .arg(&self.key)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ppisc build failed: {}", String::from_utf8_lossy(&out.stderr));
-        output
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.join("ppisd.toml")
-    }
-
-    fn metrics_address(&self) -> String {
-        let text = std::fs::read_to_string(self.config()).unwrap();
-        text.lines().find_map(|l| l.strip_prefix("metrics_listen = ")).unwrap().trim_matches('"').to_string()
-    }
-
-    fn check(&self, bundle: &Path) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_ppisd"))
-            .arg("check")
-            .arg("--config")
-            .arg(self.config())
-            .arg(bundle)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Re-signs `bundle` after `edit` changed its object's program code, with the certificate's
 /// bytecode hash updated: what a compromised build host holding a trusted key could ship.
@@ -161,7 +69,7 @@ fn slots_with_opcode(code: &[u8], opcode: u8) -> Vec<usize> {
 #[test]
 fn tampered_bundles_are_refused_by_the_proof_check() {
     let fixture = Fixture::new("tamper");
-    let honest = fixture.build("exact", EXACT_SOURCE);
+    let honest = fixture.build("exact", &exact_source("ppisd_exact"));
     let (ok, text) = fixture.check(&honest);
     assert!(ok, "{text}");
     assert!(text.contains("probe0: ") && text.contains("bytecode bound"), "{text}");
@@ -275,91 +183,6 @@ fn audit_verify_detects_edits_drops_and_reorders() {
     assert!(!ok && text.contains("not the expected head"), "{text}");
 }
 
-/// Root, tracefs and BPF are needed; without them skip, unless `CI=true`.
-fn kernel_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let tracefs = Path::new("/sys/kernel/tracing/events/syscalls").exists()
-        || Path::new("/sys/kernel/debug/tracing/events/syscalls").exists();
-    if root && tracefs {
-        return true;
-    }
-    let why = if root { "tracefs with syscall tracepoints is not mounted" } else { "not running as root" };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("kernel test cannot run: {why}");
-    }
-    eprintln!("skipping kernel test: {why}");
-    false
-}
-
-struct Daemon {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(fixture: &Fixture) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ppisd"))
-            .arg("run")
-            .arg("--config")
-            .arg(fixture.config())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
-        Daemon { child, stderr }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    fn stop(mut self) -> String {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "ppisd exited with {status}: {}", self.log());
-                break;
-            }
-            assert!(Instant::now() < deadline, "ppisd did not stop: {}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        self.log()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// BPF object ids (`prog` or `map`) that process `pid` holds file descriptors of, from
 /// `/proc/PID/fdinfo` (`prog_id:` / `map_id:` lines; link fds name their program too).
 fn bpf_ids_of(kind: &str, pid: u32) -> BTreeSet<u64> {
@@ -382,19 +205,6 @@ fn all_bpf_ids(kind: &str) -> BTreeSet<u64> {
     list.as_array().into_iter().flatten().filter_map(|object| object["id"].as_u64()).collect()
 }
 
-fn scrape(address: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: ppisd\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-/// The value of the sample line starting with `prefix` (name and labels).
-fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics.lines().find(|line| line.starts_with(prefix)).and_then(|line| line.rsplit(' ').next()?.parse().ok())
-}
-
 fn audit_events(fixture: &Fixture) -> Vec<serde_json::Value> {
     std::fs::read_to_string(fixture.dir.join("audit.log"))
         .unwrap_or_default()
@@ -410,7 +220,7 @@ fn the_daemon_loads_enforces_exports_and_cleans_up() {
         return;
     }
     let fixture = Fixture::new("daemon");
-    let exact = fixture.build("exact", EXACT_SOURCE);
+    let exact = fixture.build("exact", &exact_source("ppisd_exact"));
     let getpid = fixture.build("getpid", GETPID_SOURCE);
     let bad = tamper(&fixture, &exact, "bad", |code| {
         let call = slots_with_opcode(code, 0x85)[0];
