@@ -5,43 +5,18 @@
 //! Needs root and a kernel with BPF and tracepoints. Without them the tests print why and
 //! pass, except under `CI=true`, where they fail instead.
 
+mod kernel_guard;
+
 mod codegen_fixtures;
 
 use aya::maps::{Array, PerCpuArray};
 use aya::programs::{ProgramError, TracePoint, UProbe};
 use aya::Ebpf;
 use codegen_fixtures::{self as fx, Expect};
-use std::path::Path;
 
-/// Returns why the kernel tests cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".to_string());
-    }
-    let events = Path::new("/sys/kernel/tracing/events");
-    if !events.exists() {
-        // tracefs may simply not be mounted yet.
-        let _ = std::process::Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
-    }
-    if !events.join("syscalls/sys_enter_getpid").exists() {
-        return Some("tracepoint syscalls:sys_enter_getpid is not available in tracefs".to_string());
-    }
-    None
-}
-
-/// True when the test may run; otherwise skips (prints why) or, under CI, fails.
+/// True when the test may run (see `kernel_guard`).
 fn kernel_ready() -> bool {
-    match unavailable() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("kernel test cannot run under CI=true: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipping kernel test: {reason}");
-            false
-        }
-    }
+    kernel_guard::kernel_ready(&["syscalls/sys_enter_getpid"], &[])
 }
 
 /// The error with the verifier's log, which is what one needs when a load fails.

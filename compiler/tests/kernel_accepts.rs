@@ -5,6 +5,8 @@
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
 
+mod kernel_guard;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,35 +25,9 @@ const RANDOM_CASES: u32 = 64;
 /// hold vacuously (a generator that only produces rejected programs tests nothing).
 const MIN_ACCEPTED_SHARE: f64 = 0.3;
 
-/// Returns why the kernel tests cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".to_string());
-    }
-    let events = Path::new("/sys/kernel/tracing/events");
-    if !events.exists() {
-        // tracefs may simply not be mounted yet.
-        let _ = std::process::Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
-    }
-    if !events.join("raw_syscalls/sys_enter").exists() {
-        return Some("tracepoint raw_syscalls:sys_enter is not available in tracefs".to_string());
-    }
-    None
-}
-
-/// True when the test may run; otherwise skips (prints why) or, under CI, fails.
+/// True when the test may run (see `kernel_guard`).
 fn kernel_ready() -> bool {
-    match unavailable() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("kernel test cannot run under CI=true: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipping kernel test: {reason}");
-            false
-        }
-    }
+    kernel_guard::kernel_ready(&["raw_syscalls/sys_enter"], &[])
 }
 
 /// The shipped profile, with the overhead budget out of the way: this test is about what the

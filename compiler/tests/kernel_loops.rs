@@ -6,45 +6,16 @@
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
 
-use std::path::Path;
+mod kernel_guard;
 
 use ppis_compiler::driver::{self, CompileOptions};
 use ppis_compiler::lower::LowerOptions;
 use ppis_compiler::targets::HostTargets;
 use ppis_runtime::snapshot::{MapValue, Value};
 
-/// Returns why the kernel tests cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".to_string());
-    }
-    let events = Path::new("/sys/kernel/tracing/events");
-    if !events.exists() {
-        // tracefs may simply not be mounted yet.
-        let _ = std::process::Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
-    }
-    if !events.join("syscalls/sys_enter_openat").exists() {
-        return Some("tracepoint syscalls:sys_enter_openat is not available in tracefs".to_string());
-    }
-    if !Path::new("/bin/bash").exists() {
-        return Some("/bin/bash (the uprobe target) does not exist".to_string());
-    }
-    None
-}
-
-/// True when the test may run; otherwise skips (prints why) or, under CI, fails.
+/// True when the test may run (see `kernel_guard`).
 fn kernel_ready() -> bool {
-    match unavailable() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("kernel test cannot run under CI=true: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipping kernel test: {reason}");
-            false
-        }
-    }
+    kernel_guard::kernel_ready(&["syscalls/sys_enter_openat"], &["/bin/bash"])
 }
 
 /// Priced with the reference profile, so that the verdicts do not depend on this host's

@@ -9,6 +9,8 @@
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
 
+mod kernel_guard;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::mpsc;
@@ -38,37 +40,9 @@ pub extern "C" fn ppis_reality_readline(value: u64) -> u64 {
     black_box(value).wrapping_mul(3)
 }
 
-/// Returns why the kernel tests cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".to_string());
-    }
-    let events = Path::new("/sys/kernel/tracing/events");
-    if !events.exists() {
-        // tracefs may simply not be mounted yet.
-        let _ = std::process::Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
-    }
-    for tracepoint in ["raw_syscalls/sys_enter", "syscalls/sys_enter_openat", "sched/sched_wakeup"] {
-        if !events.join(tracepoint).exists() {
-            return Some(format!("tracepoint {tracepoint} is not available in tracefs"));
-        }
-    }
-    None
-}
-
-/// True when the test may run; otherwise skips (prints why) or, under CI, fails.
+/// True when the test may run (see `kernel_guard`).
 fn kernel_ready() -> bool {
-    match unavailable() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("kernel test cannot run under CI=true: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipping kernel test: {reason}");
-            false
-        }
-    }
+    kernel_guard::kernel_ready(&["raw_syscalls/sys_enter", "syscalls/sys_enter_openat", "sched/sched_wakeup"], &[])
 }
 
 /// How to make a probe fire.

@@ -2,7 +2,7 @@
 //! debugging: one line per map and statement, expressions as typed S-expressions
 //! (`(+ nsecs:u64 (cast local0:u32):u64):u64`), so every inserted conversion is visible.
 
-use crate::ast::{BinaryOp, UnaryOp};
+use crate::ast::UnaryOp;
 use crate::hir::{Attach, Builtin, Expr, ExprKind, MapKind, Probe, Program, Stmt, StmtKind};
 use std::fmt::Write;
 
@@ -133,29 +133,6 @@ fn builtin(builtin: Builtin) -> &'static str {
     }
 }
 
-fn binary_op(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Le => "<=",
-        BinaryOp::Gt => ">",
-        BinaryOp::Ge => ">=",
-        BinaryOp::And => "&&",
-        BinaryOp::Or => "||",
-    }
-}
-
 /// One expression as `form:type`.
 pub fn expr(e: &Expr, program: &Program) -> String {
     let form = match &e.kind {
@@ -196,7 +173,7 @@ pub fn expr(e: &Expr, program: &Program) -> String {
             format!("({op} {})", expr(operand, program))
         }
         ExprKind::Binary { op, lhs, rhs } => {
-            format!("({} {} {})", binary_op(*op), expr(lhs, program), expr(rhs, program))
+            format!("({} {} {})", op.symbol(), expr(lhs, program), expr(rhs, program))
         }
         ExprKind::Cast(inner) => format!("(cast {})", expr(inner, program)),
     };

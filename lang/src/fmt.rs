@@ -538,7 +538,7 @@ impl<'src> Printer<'src> {
                 let (left_min, right_min) = if own == COMPARISON { (COALESCE, COALESCE) } else { (own, own + 1) };
                 self.write_expr(out, lhs, left_min);
                 out.push(' ');
-                out.push_str(binary_text(*op));
+                out.push_str(op.symbol());
                 out.push(' ');
                 self.write_expr(out, rhs, right_min);
             }
@@ -654,29 +654,6 @@ fn binary_level(op: BinaryOp) -> u8 {
         BinaryOp::Shl | BinaryOp::Shr => SHIFT,
         BinaryOp::Add | BinaryOp::Sub => ADDITIVE,
         BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => MULTIPLICATIVE,
-    }
-}
-
-fn binary_text(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Le => "<=",
-        BinaryOp::Gt => ">",
-        BinaryOp::Ge => ">=",
-        BinaryOp::And => "&&",
-        BinaryOp::Or => "||",
     }
 }
 

@@ -81,29 +81,6 @@ fn str_const(bytes: &[u8], len: u32, span: Span) -> hir::Expr {
     hir::Expr { kind: ExprKind::Str(padded), ty: Ty::Str { len }, span }
 }
 
-fn op_text(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::BitAnd => "&",
-        BinaryOp::BitOr => "|",
-        BinaryOp::BitXor => "^",
-        BinaryOp::Shl => "<<",
-        BinaryOp::Shr => ">>",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Le => "<=",
-        BinaryOp::Gt => ">",
-        BinaryOp::Ge => ">=",
-        BinaryOp::And => "&&",
-        BinaryOp::Or => "||",
-    }
-}
-
 fn is_comparison(op: BinaryOp) -> bool {
     matches!(op, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
 }
@@ -410,7 +387,7 @@ impl Checker<'_> {
         }
         match op {
             BinaryOp::And | BinaryOp::Or => {
-                let what = format!("an operand of `{}`", op_text(op));
+                let what = format!("an operand of `{}`", op.symbol());
                 let lhs = self.condition(lhs, &what);
                 let rhs = self.condition(rhs, &what);
                 match (lhs, rhs) {
@@ -531,7 +508,7 @@ impl Checker<'_> {
             self.report(
                 Diagnostic::error(
                     "E0205",
-                    format!("cannot compare {} with {} using `{}`", describe(&lhs), describe(&rhs), op_text(op)),
+                    format!("cannot compare {} with {} using `{}`", describe(&lhs), describe(&rhs), op.symbol()),
                     span,
                 )
                 .label("incompatible operands")
@@ -539,7 +516,7 @@ impl Checker<'_> {
             );
             return Val::Error;
         };
-        let purpose = format!("the comparison `{}`", op_text(op));
+        let purpose = format!("the comparison `{}`", op.symbol());
         let lhs = self.coerce(lhs, operand_ty, &purpose);
         let rhs = self.coerce(rhs, operand_ty, &purpose);
         match (lhs, rhs) {
@@ -557,7 +534,7 @@ impl Checker<'_> {
                 self.report(
                     Diagnostic::error(
                         "E0205",
-                        format!("`{}` needs integer operands, found {}", op_text(op), describe(operand)),
+                        format!("`{}` needs integer operands, found {}", op.symbol(), describe(operand)),
                         operand_span,
                     )
                     .label("not an integer")
@@ -579,7 +556,7 @@ impl Checker<'_> {
             _ => false,
         };
         let ty = wide_int(signed(&lhs) || signed(&rhs));
-        let purpose = format!("an operand of `{}`", op_text(op));
+        let purpose = format!("an operand of `{}`", op.symbol());
         let lhs = self.coerce(lhs, ty, &purpose);
         let rhs = self.coerce(rhs, ty, &purpose);
         match (lhs, rhs) {
@@ -613,7 +590,7 @@ impl Checker<'_> {
                 };
                 self.report(
                     Diagnostic::error("E0220", format!("constant arithmetic fails: {why}"), span)
-                        .label(format!("`{a} {} {b}`", op_text(op)))
+                        .label(format!("`{a} {} {b}`", op.symbol()))
                         .with_help("fix the constant expression"),
                 );
                 Val::Error
