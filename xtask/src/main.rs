@@ -144,9 +144,9 @@ map syscall_ns: hist[u64] max 512;
 
 probe uprobe:{workload}:ppis_workload_add rate <= 2000/s {{ calls.inc(); total.add(arg0); }}
 
-probe tracepoint:raw_syscalls:sys_enter rate <= 5000/s when pid == cpid {{ start[tid] = nsecs; }}
+probe tracepoint:raw_syscalls:sys_enter rate <= 4000/s when pid == cpid {{ start[tid] = nsecs; }}
 
-probe tracepoint:raw_syscalls:sys_exit rate <= 5000/s when pid == cpid {{
+probe tracepoint:raw_syscalls:sys_exit rate <= 4000/s when pid == cpid {{
     if let t0 = start[tid] {{
         syscall_ns[args.id].record(nsecs - t0);
         delete start[tid];
