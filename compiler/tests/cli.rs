@@ -1,12 +1,12 @@
 //! The `ppisc` command line end to end (no kernel needed): bundles, certificates, Coq
 //! export of every example, machine-readable diagnostics.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
-fn ppisc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppisc")).args(args).output().expect("ppisc runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cli_support::{assert_ok, ppisc, s, tempdir};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -23,28 +23,8 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ppis-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A probe that needs no tracefs (uprobes resolve against ELF files), so the test runs anywhere.
 const UPROBE_SOURCE: &str = "map n: count;\nprobe uprobe:/bin/bash:readline rate <= 10/s { n.inc(); }\n";
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn signed_bundle_round_trip_tamper_and_reproducibility() {

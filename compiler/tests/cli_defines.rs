@@ -1,12 +1,12 @@
 //! `ppisc ir -D NAME=VALUE` end to end (no kernel needed): the override reaches the IR, and
 //! an unknown name, a value of the wrong kind or a malformed option fail with a message.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
-fn ppisc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppisc")).args(args).output().expect("ppisc runs")
-}
+use std::path::PathBuf;
+use std::process::Output;
+
+use cli_support::{ppisc, s};
 
 fn write_source(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ppis-cli-defines-{name}-{}", std::process::id()));
@@ -21,10 +21,6 @@ fn write_source(name: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn text(out: &Output) -> String {

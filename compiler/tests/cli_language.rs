@@ -1,33 +1,12 @@
 //! `ppisc build` of newer language features end to end (no kernel needed): several attach
 //! points on one probe become several programs, and `?:` compiles and passes the verifier.
 
+mod cli_support;
+
 use object::{Object, ObjectSection};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn ppisc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ppisc")).args(args).output().expect("ppisc runs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ppis-cli-language-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use cli_support::{assert_ok, ppisc, s, tempdir};
 
 /// Program section names and the manifest of a built object.
 fn programs_and_manifest(object_path: &Path) -> (Vec<String>, ppis_manifest::Manifest) {
@@ -51,7 +30,7 @@ probe uprobe:/bin/bash:readline, uretprobe:/bin/bash:readline rate <= 10/s when 
 
 #[test]
 fn several_attach_points_build_one_program_each() {
-    let dir = tempdir("multi");
+    let dir = tempdir("language-multi");
     let src = dir.join("multi.ppl");
     std::fs::write(&src, MULTI_ATTACH).unwrap();
     let object_path = dir.join("multi.o");

@@ -271,11 +271,12 @@ fn respond(stream: TcpStream, state: &SharedState) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ppis_manifest::{Field, ScalarType, ValueLayout};
 
-    fn map_info(name: &str, kind: MapKind, keyed: bool) -> MapInfo {
+    /// A per-CPU count-like map, keyed by one `str[16]` or unkeyed (also used by `otlp`'s tests).
+    pub(crate) fn map_info(name: &str, kind: MapKind, keyed: bool) -> MapInfo {
         let u64_ty = ScalarType::Int { bytes: 8, signed: false };
         MapInfo {
             name: name.into(),

@@ -665,24 +665,9 @@ fn send_loop(config: &OtlpConfig, origin: &Origin, receiver: &Receiver<Batch>, c
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::tests::map_info;
     use crate::otlp_receiver::OtlpReceiver;
-    use ppis_manifest::{Field, MapInfo, ScalarType, ValueLayout};
     use std::fmt::Write as _;
-
-    fn map_info(name: &str, kind: MapKind, keyed: bool) -> MapInfo {
-        let u64_ty = ScalarType::Int { bytes: 8, signed: false };
-        MapInfo {
-            name: name.into(),
-            object_name: name.into(),
-            kind,
-            per_cpu: true,
-            key: if keyed { vec![Field { offset: 0, ty: ScalarType::Str { len: 16 } }] } else { vec![] },
-            key_size: if keyed { 16 } else { 4 },
-            bucket_offset: None,
-            value_size: 8,
-            value: ValueLayout::Scalar { ty: u64_ty },
-        }
-    }
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
