@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ppis_manifest::profile::{
-    CostProfile, HelperCosts, HostInfo, InstructionCosts, MapHelperCost, StrReadCost, TriggerCosts, PROFILE_VERSION,
+    reference, CostProfile, HelperCosts, HostInfo, InstructionCosts, MapHelperCost, StrReadCost, TriggerCosts,
+    PROFILE_VERSION,
 };
 use ppis_manifest::{Attach, Manifest, ProbeInfo, MANIFEST_VERSION};
 use ppis_runtime::AttachedProbes;
@@ -161,7 +162,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
             opts.events,
             opts.trials
         ),
-        triggers: TriggerCosts { tracepoint, uprobe, uretprobe },
+        triggers: TriggerCosts { tracepoint, uprobe, uretprobe, ..CostProfile::reference().triggers },
         instructions: InstructionCosts { call, ..instructions },
         helpers,
     })
@@ -662,7 +663,8 @@ fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
     let helper = |name: &'static str| per_unit(Measure::Helper(name));
     let by_kind = |measure: fn(MapKind) -> Measure| {
         let [hash, array, percpu_hash, percpu_array] = MapKind::ALL.map(|kind| per_unit(measure(kind)));
-        MapHelperCost { hash, array, percpu_hash, percpu_array }
+        // LRU maps are not measured yet: the reference number stands.
+        MapHelperCost { hash, array, percpu_hash, percpu_array, lru_hash: reference::lru_hash() }
     };
     let lookup = by_kind(Measure::MapLookup);
     let replace = by_kind(Measure::MapUpdate);
@@ -674,7 +676,7 @@ fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
     // pair − replace).
     let combine = |f: &dyn Fn(MapKind) -> f64| {
         let [hash, array, percpu_hash, percpu_array] = MapKind::ALL.map(f);
-        MapHelperCost { hash, array, percpu_hash, percpu_array }
+        MapHelperCost { hash, array, percpu_hash, percpu_array, lru_hash: reference::lru_hash() }
     };
     let update = combine(&|k| k.pick(&replace).max(k.pick(&insert_delete) - k.pick(&delete_missing)));
     let delete = combine(&|k| k.pick(&delete_missing).max(k.pick(&insert_delete) - k.pick(&replace)));
@@ -698,6 +700,7 @@ fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
         array: minus_call(c.array),
         percpu_hash: minus_call(c.percpu_hash),
         percpu_array: minus_call(c.percpu_array),
+        lru_hash: c.lru_hash,
     };
     let helpers = HelperCosts {
         map_lookup_elem: minus_call_map(lookup),
@@ -712,6 +715,8 @@ fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
         // Kernel strings need a kernel address the calibration cannot name without BTF; the
         // reference (pessimistic, not measured) numbers stay.
         probe_read_kernel_str: StrReadCost::reference_kernel(),
+        // Not measured yet: the reference numbers stand.
+        ..CostProfile::reference().helpers
     };
     (call, helpers)
 }

@@ -38,6 +38,15 @@ pub struct TriggerCosts {
     pub tracepoint: f64,
     pub uprobe: f64,
     pub uretprobe: f64,
+    /// `rawtracepoint:NAME`. Optional in profile files (older ones predate it): the reference
+    /// number applies when absent, and it is left out of the canonical JSON when equal to
+    /// the reference, so existing hashes still hold. Same for every optional field below.
+    #[serde(default = "reference::raw_tracepoint", skip_serializing_if = "reference::is_raw_tracepoint")]
+    pub raw_tracepoint: f64,
+    /// A perf event overflow (`profile:hz:N`, `interval:..`): the sampling interrupt and
+    /// the dispatch to the program.
+    #[serde(default = "reference::perf_event", skip_serializing_if = "reference::is_perf_event")]
+    pub perf_event: f64,
 }
 
 /// Per executed IR instruction, by class (ns).
@@ -66,11 +75,14 @@ pub struct MapHelperCost {
     pub array: f64,
     pub percpu_hash: f64,
     pub percpu_array: f64,
+    /// `lru_hash` maps; optional, defaults to the reference (see [`TriggerCosts`]).
+    #[serde(default = "reference::lru_hash", skip_serializing_if = "reference::is_lru_hash")]
+    pub lru_hash: f64,
 }
 
 impl MapHelperCost {
     pub fn max(&self) -> f64 {
-        self.hash.max(self.array).max(self.percpu_hash).max(self.percpu_array)
+        self.hash.max(self.array).max(self.percpu_hash).max(self.percpu_array).max(self.lru_hash)
     }
 }
 
@@ -94,6 +106,52 @@ pub struct HelperCosts {
     /// `bpf_probe_read_kernel_str` (`str(ptr, N)` on kernel pointers); as above.
     #[serde(default = "StrReadCost::reference_kernel", skip_serializing_if = "StrReadCost::is_reference_kernel")]
     pub probe_read_kernel_str: StrReadCost,
+    /// `bpf_probe_read_user` (`buf(ptr, N)` on user pointers); optional, as above.
+    #[serde(default = "StrReadCost::reference_user", skip_serializing_if = "StrReadCost::is_reference_user")]
+    pub probe_read_user: StrReadCost,
+    /// `bpf_probe_read_kernel` (`buf(ptr, N)` on kernel pointers); optional, as above.
+    #[serde(default = "StrReadCost::reference_kernel", skip_serializing_if = "StrReadCost::is_reference_kernel")]
+    pub probe_read_kernel: StrReadCost,
+    /// `bpf_get_stackid` (`ustack`/`kstack`): walks the stack and hashes it; optional.
+    #[serde(default = "reference::get_stackid", skip_serializing_if = "reference::is_get_stackid")]
+    pub get_stackid: f64,
+    /// `bpf_get_current_cgroup_id` (`cgroup`); optional.
+    #[serde(default = "reference::get_current_cgroup_id", skip_serializing_if = "reference::is_get_current_cgroup_id")]
+    pub get_current_cgroup_id: f64,
+    /// `bpf_ringbuf_output` (`emit`, `print`): a fixed part plus a part per byte of the
+    /// record; optional.
+    #[serde(default = "reference::ringbuf_output", skip_serializing_if = "reference::is_ringbuf_output")]
+    pub ringbuf_output: StrReadCost,
+}
+
+/// Reference values of the optional profile fields: pessimistic, for a ~3 GHz x86-64 core.
+pub mod reference {
+    use super::StrReadCost;
+
+    macro_rules! reference_f64 {
+        ($($name:ident, $is:ident = $value:expr;)*) => {$(
+            pub fn $name() -> f64 {
+                $value
+            }
+            pub fn $is(value: &f64) -> bool {
+                *value == $name()
+            }
+        )*};
+    }
+    reference_f64! {
+        raw_tracepoint, is_raw_tracepoint = 60.0;
+        perf_event, is_perf_event = 2000.0;
+        lru_hash, is_lru_hash = 150.0;
+        get_stackid, is_get_stackid = 2000.0;
+        get_current_cgroup_id, is_get_current_cgroup_id = 20.0;
+    }
+
+    pub fn ringbuf_output() -> StrReadCost {
+        StrReadCost { base: 100.0, per_byte: 0.5 }
+    }
+    pub fn is_ringbuf_output(value: &StrReadCost) -> bool {
+        *value == ringbuf_output()
+    }
 }
 
 /// A bounded string read costs a fixed part plus a part per byte of its bound `N` (the
@@ -113,10 +171,10 @@ impl StrReadCost {
     pub fn reference_kernel() -> StrReadCost {
         StrReadCost { base: 40.0, per_byte: 0.5 }
     }
-    fn is_reference_user(&self) -> bool {
+    pub fn is_reference_user(&self) -> bool {
         *self == StrReadCost::reference_user()
     }
-    fn is_reference_kernel(&self) -> bool {
+    pub fn is_reference_kernel(&self) -> bool {
         *self == StrReadCost::reference_kernel()
     }
     /// The worst-case cost of reading at most `len` bytes (ns).
@@ -134,12 +192,19 @@ impl CostProfile {
             array,
             percpu_hash,
             percpu_array,
+            lru_hash: reference::lru_hash(),
         };
         CostProfile {
             version: PROFILE_VERSION,
             host: HostInfo { cpus: 2, kernel: "reference".into(), cpu_model: "generic x86-64, ~3 GHz".into() },
             measured_at: "reference values, not measured".into(),
-            triggers: TriggerCosts { tracepoint: 60.0, uprobe: 1000.0, uretprobe: 1500.0 },
+            triggers: TriggerCosts {
+                tracepoint: 60.0,
+                uprobe: 1000.0,
+                uretprobe: 1500.0,
+                raw_tracepoint: reference::raw_tracepoint(),
+                perf_event: reference::perf_event(),
+            },
             instructions: InstructionCosts {
                 alu: 0.5,
                 load_ctx: 1.0,
@@ -161,6 +226,11 @@ impl CostProfile {
                 get_smp_processor_id: 5.0,
                 probe_read_user_str: StrReadCost::reference_user(),
                 probe_read_kernel_str: StrReadCost::reference_kernel(),
+                probe_read_user: StrReadCost::reference_user(),
+                probe_read_kernel: StrReadCost::reference_kernel(),
+                get_stackid: reference::get_stackid(),
+                get_current_cgroup_id: reference::get_current_cgroup_id(),
+                ringbuf_output: reference::ringbuf_output(),
             },
         }
     }
@@ -206,6 +276,8 @@ impl CostProfile {
             ("triggers.tracepoint", t.tracepoint),
             ("triggers.uprobe", t.uprobe),
             ("triggers.uretprobe", t.uretprobe),
+            ("triggers.raw_tracepoint", t.raw_tracepoint),
+            ("triggers.perf_event", t.perf_event),
             ("instructions.alu", i.alu),
             ("instructions.load_ctx", i.load_ctx),
             ("instructions.load_stack", i.load_stack),
@@ -223,13 +295,27 @@ impl CostProfile {
             ("helpers.probe_read_user_str.per_byte", h.probe_read_user_str.per_byte),
             ("helpers.probe_read_kernel_str.base", h.probe_read_kernel_str.base),
             ("helpers.probe_read_kernel_str.per_byte", h.probe_read_kernel_str.per_byte),
+            ("helpers.probe_read_user.base", h.probe_read_user.base),
+            ("helpers.probe_read_user.per_byte", h.probe_read_user.per_byte),
+            ("helpers.probe_read_kernel.base", h.probe_read_kernel.base),
+            ("helpers.probe_read_kernel.per_byte", h.probe_read_kernel.per_byte),
+            ("helpers.get_stackid", h.get_stackid),
+            ("helpers.get_current_cgroup_id", h.get_current_cgroup_id),
+            ("helpers.ringbuf_output.base", h.ringbuf_output.base),
+            ("helpers.ringbuf_output.per_byte", h.ringbuf_output.per_byte),
         ];
         for (name, m) in [
             ("helpers.map_lookup_elem", h.map_lookup_elem),
             ("helpers.map_update_elem", h.map_update_elem),
             ("helpers.map_delete_elem", h.map_delete_elem),
         ] {
-            all.extend([(name, m.hash), (name, m.array), (name, m.percpu_hash), (name, m.percpu_array)]);
+            all.extend([
+                (name, m.hash),
+                (name, m.array),
+                (name, m.percpu_hash),
+                (name, m.percpu_array),
+                (name, m.lru_hash),
+            ]);
         }
         all
     }
