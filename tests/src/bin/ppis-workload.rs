@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ppis-workload: {message}");
-            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS");
+            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop");
             ExitCode::from(2)
         }
     }
@@ -65,6 +65,28 @@ fn run(args: &[&str]) -> Result<(), String> {
             spin(Duration::from_secs(seconds));
             Ok(())
         }
+        ["kill", count] => {
+            let count = parse_count(count)?;
+            for _ in 0..count {
+                // SAFETY: signal 0 to ourselves only checks that we exist; nothing is delivered.
+                unsafe { libc::kill(libc::getpid(), 0) };
+            }
+            println!("kill={count}");
+            Ok(())
+        }
+        ["fsync", count, path] => fsync_repeatedly(parse_count(count)?, path),
+        ["exec", count, program] => exec_repeatedly(parse_count(count)?, program),
+        ["connect", count, port] => connect_repeatedly(parse_count(count)?, port),
+        ["direct-reads", count, path] => direct_reads(parse_count(count)?, path),
+        ["sleeps", count] => {
+            let count = parse_count(count)?;
+            for _ in 0..count {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("sleeps={count}");
+            Ok(())
+        }
+        ["noop"] => Ok(()),
         _ => Err(format!("unrecognised arguments {args:?}")),
     }
 }
@@ -122,4 +144,89 @@ fn spin(duration: Duration) {
         rounds += 1;
     }
     println!("rounds={rounds}");
+}
+
+/// Exactly `count` calls of libc's `fsync` on one file (opened once, before the first).
+fn fsync_repeatedly(count: u64, path: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {path}: {e}"))?;
+    for _ in 0..count {
+        // SAFETY: the descriptor belongs to `file`, open for the whole loop.
+        if unsafe { libc::fsync(file.as_raw_fd()) } != 0 {
+            return Err(format!("fsync of {path} failed: {}", std::io::Error::last_os_error()));
+        }
+    }
+    println!("fsync={count}");
+    Ok(())
+}
+
+/// Runs `program noop` to completion `count` times, one after another: exactly `count` execs.
+fn exec_repeatedly(count: u64, program: &str) -> Result<(), String> {
+    for _ in 0..count {
+        let status = std::process::Command::new(program)
+            .arg("noop")
+            .status()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{program} noop failed: {status}"));
+        }
+    }
+    println!("exec={count}");
+    Ok(())
+}
+
+/// Exactly `count` TCP connections to 127.0.0.1:`port` (a listener the caller runs).
+fn connect_repeatedly(count: u64, port: &str) -> Result<(), String> {
+    let port: u16 = port.parse().map_err(|_| format!("{port:?} is not a port"))?;
+    for _ in 0..count {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to port {port}: {e}"))?;
+    }
+    println!("connect={count}");
+    Ok(())
+}
+
+/// Exactly `count` 4 KiB reads with O_DIRECT at distinct offsets of `path` (which must hold at
+/// least `count` × 4 KiB): each bypasses the page cache, so each is one block request.
+fn direct_reads(count: u64, path: &str) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    const BLOCK: usize = 4096;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .map_err(|e| format!("cannot open {path} with O_DIRECT: {e}"))?;
+    // O_DIRECT needs a buffer aligned to the logical block size.
+    let layout = std::alloc::Layout::from_size_align(BLOCK, BLOCK).expect("a valid layout");
+    // SAFETY: the layout has a non-zero size; the buffer is freed below.
+    let buffer = unsafe { std::alloc::alloc_zeroed(layout) };
+    if buffer.is_null() {
+        return Err("out of memory".into());
+    }
+    // SAFETY: `buffer` points to BLOCK writable bytes that nothing else uses.
+    let slice = unsafe { std::slice::from_raw_parts_mut(buffer, BLOCK) };
+    let mut result = Ok(());
+    for i in 0..count {
+        match file.read_at(slice, i * BLOCK as u64) {
+            Ok(n) if n == BLOCK => {}
+            Ok(n) => {
+                result = Err(format!("short read of {n} bytes at block {i} of {path}"));
+                break;
+            }
+            Err(e) => {
+                result = Err(format!("read of block {i} of {path}: {e}"));
+                break;
+            }
+        }
+    }
+    // SAFETY: allocated above with the same layout, freed once.
+    unsafe { std::alloc::dealloc(buffer, layout) };
+    result?;
+    println!("direct_reads={count}");
+    Ok(())
 }
