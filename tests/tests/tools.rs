@@ -178,7 +178,10 @@ fn biolatency_times_every_direct_read() {
         &child_command(&program, &["direct-reads", &READS.to_string(), &data.to_string_lossy()]),
     );
     // O_DIRECT reads bypass the page cache: one block request each, issued by the workload.
-    assert_eq!(by_name(&maps, "issued_by", "wl-biolatency"), READS);
+    // The kernel may issue a few more in the workload's name (paging in the freshly copied
+    // binary, reading an inode table block): never fewer, and not many more.
+    let issued = by_name(&maps, "issued_by", "wl-biolatency");
+    assert!((READS..=READS + 4).contains(&issued), "{issued} requests issued, expected {READS} plus a few");
     let timed = hist_total(&maps, "io_latency_ns");
     assert!(timed >= READS, "{timed} request latencies recorded, expected at least {READS}");
 }
