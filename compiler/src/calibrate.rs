@@ -6,9 +6,12 @@
 //! real code generator and attached to `syscalls:sys_enter_getppid`; the calibrating process
 //! makes `getppid` calls and the kernel's run-time statistics (`run_time_ns`/`run_cnt`) give
 //! each program's mean time per run. An instruction or helper costs
-//! `(time(base + K × unit) − time(base)) / K`. Trigger costs are wall-clock: time per event
-//! with an empty probe attached minus without, minus the probe's own run time. Every number is
-//! the worst of several trials times [`SAFETY_MARGIN`] (triggers: [`TRIGGER_SAFETY_MARGIN`]).
+//! `(time(base + K × unit) − time(base)) / K`; the empty program's own time is the per-run
+//! cost (`instructions.run`). Helpers and map kinds the IR does not express are measured by
+//! bytecode programs through `BPF_PROG_TEST_RUN` (`raw`), as are the raw tracepoint and perf
+//! event triggers. Trigger costs are wall-clock: time per event with an empty probe attached
+//! minus without, minus the probe's own run time. Every number is the worst of several trials
+//! times [`SAFETY_MARGIN`] (triggers: [`TRIGGER_SAFETY_MARGIN`]).
 //!
 //! Boundary: builds IR and objects, and measures through `ppis-runtime`; it never changes
 //! what the verifier or the code generator do.
@@ -26,6 +29,8 @@ use ppis_runtime::AttachedProbes;
 
 use crate::codegen;
 use crate::elf::{self, ObjectProgram};
+
+mod raw;
 
 /// How much to measure.
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +156,20 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
     let uretprobe =
         measure_trigger(Attach::Uretprobe { path: exe, symbol: PROBE_TARGET_SYMBOL.into() }, probe_target_calls, opts)?;
 
-    let (call, helpers) = helpers_and_call;
+    let (call, mut helpers) = helpers_and_call;
+    eprintln!("calibrate: measuring stack ids, cgroup ids, buffer reads, ring buffer output and LRU maps");
+    let raw_samples = raw::measure_helpers(opts.events, opts.trials)?;
+    for (index, measure) in raw::RawMeasure::ALL.iter().enumerate() {
+        let per_trial: Vec<String> = raw_samples.iter().map(|trial| format!("{:.2}", trial[index].1)).collect();
+        eprintln!("calibrate: {:<32} ns per unit by trial: {}", format!("{measure:?}"), per_trial.join(" "));
+    }
+    derive_raw_helpers(&raw_samples, call, &mut helpers);
+    let raw_tracepoint = round_up(
+        raw::raw_tracepoint_trigger(getppid_events, opts.events, opts.trials, CHUNK_EVENTS)? * TRIGGER_SAFETY_MARGIN,
+    );
+    eprintln!("calibrate: trigger rawtracepoint:sys_enter: {raw_tracepoint:.2} ns");
+    let perf_event = round_up(raw::perf_event_trigger(opts.trials, PERF_EVENT_CHUNKS)? * TRIGGER_SAFETY_MARGIN);
+    eprintln!("calibrate: trigger perf_event (cpu-clock overflow): {perf_event:.2} ns");
     Ok(CostProfile {
         version: PROFILE_VERSION,
         host: host_info(),
@@ -162,7 +180,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
             opts.events,
             opts.trials
         ),
-        triggers: TriggerCosts { tracepoint, uprobe, uretprobe, ..CostProfile::reference().triggers },
+        triggers: TriggerCosts { tracepoint, uprobe, uretprobe, raw_tracepoint, perf_event },
         instructions: InstructionCosts { call, ..instructions },
         helpers,
     })
@@ -536,6 +554,8 @@ fn build_object(module: &ppis_ir::Module, attach: &Attach) -> Result<(Vec<u8>, M
         Attach::Tracepoint { .. } => "tracepoint",
         Attach::Uprobe { .. } => "uprobe",
         Attach::Uretprobe { .. } => "uretprobe",
+        Attach::RawTracepoint { .. } | Attach::Begin | Attach::End => "raw_tracepoint",
+        Attach::Profile { .. } | Attach::Interval { .. } => "perf_event",
     };
     let compiled = module
         .functions
@@ -558,10 +578,12 @@ fn build_object(module: &ppis_ir::Module, attach: &Attach) -> Result<(Vec<u8>, M
                 attach: attach.clone(),
                 rate_per_sec: None,
                 line: 1,
+                activation: None,
             })
             .collect(),
         // The calibration reads no maps, so the manifest need not describe them.
         maps: Vec::new(),
+        events: None,
     };
     let object = elf::write_object(&module.maps, &programs, &manifest.to_json());
     Ok((object, manifest))
@@ -638,12 +660,12 @@ fn measured_runs(probes: &AttachedProbes, events: u64, workload: fn(u64)) -> Res
 fn derive_instructions(suite: &Suite, worst: &WorstOf<'_>) -> InstructionCosts {
     let per_unit = |measure: Measure| worst(&|t: &TrialTimes| t.per_unit(suite.benchmark(measure)));
     let max_of = |measures: &[Measure]| measures.iter().map(|m| per_unit(*m)).fold(0.0_f64, f64::max);
-    let empty = worst(&|t: &TrialTimes| t.0[suite.benchmark(Measure::Empty).bench]);
+    // What the statistics count for a run that does nothing (just `ret`): the per-run cost,
+    // charged once per event on the exit. The exit also pays a `branch`, so the empty
+    // program's own `exit` instruction is counted twice: a fraction of a nanosecond.
+    let run = worst(&|t: &TrialTimes| t.0[suite.benchmark(Measure::Empty).bench]);
     let alu = max_of(&["mov", "add", "mul", "shift", "setcond", "udiv", "umod"].map(Measure::Alu));
-    // Every path ends in exactly one `ret`, priced as a branch; the profile has no separate
-    // per-run cost, so a branch is priced at least at the whole empty program (which is what
-    // the kernel's statistics count for a run that does nothing).
-    let branch = max_of(&[Measure::Branch("taken"), Measure::Branch("not_taken")]).max(empty);
+    let branch = max_of(&[Measure::Branch("taken"), Measure::Branch("not_taken")]);
     InstructionCosts {
         alu,
         load_ctx: per_unit(Measure::LoadCtx),
@@ -653,6 +675,7 @@ fn derive_instructions(suite: &Suite, worst: &WorstOf<'_>) -> InstructionCosts {
         store_map_value: per_unit(Measure::StoreMapValue),
         branch,
         call: 0.0,
+        run,
     }
 }
 
@@ -725,12 +748,52 @@ fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
 /// [`STRING_READ_BOUNDS`] bytes: the slope between the two, and a fixed part that makes the
 /// line cover both points.
 fn read_user_str(cost_of: &dyn Fn(u32) -> f64) -> StrReadCost {
-    let [short, long] = STRING_READ_BOUNDS;
+    affine_cost(STRING_READ_BOUNDS, cost_of)
+}
+
+/// A fixed and a per-byte cost from the cost at two byte counts: the slope between them, and
+/// a fixed part that makes the line cover both points.
+fn affine_cost([short, long]: [u32; 2], cost_of: &dyn Fn(u32) -> f64) -> StrReadCost {
     let (short_ns, long_ns) = (cost_of(short), cost_of(long));
     let per_byte = ((long_ns - short_ns) / f64::from(long - short)).max(0.0);
     let base = (short_ns - per_byte * f64::from(short)).max(long_ns - per_byte * f64::from(long)).max(0.0);
     // Rounded up as the other costs are (both inputs already carry the margin).
     StrReadCost { base: (base * 100.0).ceil() / 100.0, per_byte: (per_byte * 1000.0).ceil() / 1000.0 }
+}
+
+/// Busy-loop chunks per half of a perf event trigger trial.
+const PERF_EVENT_CHUNKS: u32 = 40;
+
+/// Sets the helper costs the raw benchmarks measure (worst trial with the margin, minus the
+/// common `call` overhead as for every helper): `get_current_cgroup_id`, `get_stackid` (the
+/// dearer of the kernel and user stack), `probe_read_user` and `ringbuf_output` (fixed and
+/// per byte; the fixed part covers a reader wake-up), and the LRU hash map operations (combined as for the other hash maps).
+fn derive_raw_helpers(samples: &[Vec<(raw::RawMeasure, f64)>], call: f64, helpers: &mut HelperCosts) {
+    use raw::RawMeasure;
+    let worst = |measure: RawMeasure| {
+        let value = samples
+            .iter()
+            .flat_map(|trial| trial.iter().filter(|(m, _)| *m == measure).map(|(_, ns)| *ns))
+            .fold(0.0_f64, f64::max);
+        margin(value)
+    };
+    let minus_call = |ns: f64| round_up(ns - call);
+    helpers.get_current_cgroup_id = minus_call(worst(RawMeasure::CgroupId));
+    helpers.get_stackid =
+        minus_call(worst(RawMeasure::StackId { user: false }).max(worst(RawMeasure::StackId { user: true })));
+    helpers.probe_read_user = affine_cost(raw::BUFFER_READ_BOUNDS, &|len| minus_call(worst(RawMeasure::ReadUser(len))));
+    // The wake-up of a caught-up reader is paid per record at worst (a prompt reader is caught
+    // up at every record): part of the fixed cost.
+    let mut ringbuf = affine_cost(raw::RINGBUF_RECORD_BYTES, &|len| minus_call(worst(RawMeasure::RingbufOutput(len))));
+    let woken_len = raw::RINGBUF_RECORD_BYTES[1];
+    let woken = minus_call(worst(RawMeasure::RingbufOutputWakeup(woken_len)));
+    ringbuf.base = round_up(ringbuf.base.max(woken - ringbuf.per_byte * f64::from(woken_len)));
+    helpers.ringbuf_output = ringbuf;
+    let (replace, delete_missing, insert_delete) =
+        (worst(RawMeasure::LruUpdate), worst(RawMeasure::LruDeleteMissing), worst(RawMeasure::LruInsertDelete));
+    helpers.map_lookup_elem.lru_hash = minus_call(worst(RawMeasure::LruLookup));
+    helpers.map_update_elem.lru_hash = minus_call(replace.max(insert_delete - delete_missing));
+    helpers.map_delete_elem.lru_hash = minus_call(delete_missing.max(insert_delete - replace));
 }
 
 /// The fixed cost of one event of `attach`: wall-clock ns per event with an empty probe
@@ -740,6 +803,8 @@ fn measure_trigger(attach: Attach, workload: fn(u64), opts: &CalibrateOptions) -
     let ctx = match attach {
         Attach::Tracepoint { .. } => "tracepoint",
         Attach::Uprobe { .. } | Attach::Uretprobe { .. } => "pt_regs",
+        Attach::RawTracepoint { .. } | Attach::Begin | Attach::End => "raw_tracepoint",
+        Attach::Profile { .. } | Attach::Interval { .. } => "perf_event",
     };
     let module = ppis_ir::parse_module(&format!("fn empty(ctx: {ctx}) {{\nbb0:\n  ret\n}}\n"))
         .map_err(|e| anyhow::anyhow!("trigger benchmark IR: {e}"))?;

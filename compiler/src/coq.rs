@@ -11,8 +11,13 @@
 //! [`structural_wcet`] computes exactly what the Coq `wcet` computes on the exported term, so
 //! a caller can pass a bound Coq will accept.
 //!
-//! Not every probe fits the Coq model ([`unsupported`]): one with a loop (the Coq checker
-//! proves termination by `check_acyclic`) is exported as a file holding only a comment that
+//! A probe with loops is exported with untrusted hints that `proofs/Loops.v` checks (per
+//! block, intervals known on entry; per loop, its blocks, latch, counter, step, limit, start
+//! and trip count) and potentials for the step count and the cost; its bound is the entry's
+//! cost potential, which is what the Coq `loop_bound` computes.
+//!
+//! Not every probe fits the Coq model ([`unsupported`]): one with a loop of another shape, or
+//! one that sends events or records stacks, is exported as a file holding only a comment that
 //! says why; the verifier's certificate alone covers it, and its structural bound is
 //! `u64::MAX` (none). See docs/proofs.md.
 
@@ -32,6 +37,12 @@ pub enum HelperKind {
     ProbeReadUserStr,
     /// `bpf_probe_read_kernel_str`.
     ProbeReadKernelStr,
+    /// `bpf_ringbuf_output` (`emit`, `print`): not in the Coq model (a probe calling it is
+    /// [`unsupported`]), so not in [`HelperKind::ALL`], the helpers of the Coq cost table.
+    RingbufOutput,
+    /// `bpf_get_stackid` (`ustack`/`kstack` keys): not in the Coq model either (a probe
+    /// calling it is [`unsupported`]).
+    GetStackId,
 }
 
 impl HelperKind {
@@ -55,6 +66,8 @@ impl HelperKind {
             Helper::GetSmpProcessorId => HelperKind::GetSmpProcessorId,
             Helper::ProbeReadStr { space: AddressSpace::User, .. } => HelperKind::ProbeReadUserStr,
             Helper::ProbeReadStr { space: AddressSpace::Kernel, .. } => HelperKind::ProbeReadKernelStr,
+            Helper::RingbufOutput { .. } => HelperKind::RingbufOutput,
+            Helper::GetStackId { .. } => HelperKind::GetStackId,
         }
     }
 
@@ -67,6 +80,8 @@ impl HelperKind {
             HelperKind::GetSmpProcessorId => "HSmpId",
             HelperKind::ProbeReadUserStr => "HReadUserStr",
             HelperKind::ProbeReadKernelStr => "HReadKernelStr",
+            HelperKind::RingbufOutput => "HRingbufOutput",
+            HelperKind::GetStackId => "HGetStackId",
         }
     }
 }
@@ -228,12 +243,23 @@ fn block_cost(func: &Function, block: Block, maps: &[Map], cost: &dyn Fn(CostIte
 /// The costliest path from the entry under `cost`, computed exactly as the Coq `wcet`
 /// computes it on the exported function (`wcet_from` in `proofs/Checker.v`): one pass from
 /// the last block to the first, each block adding its cost to the costliest successor's
-/// entry. Infeasible paths count too, so this is at least any path-sensitive bound. For
-/// cyclic control flow the number means nothing (Coq's `check_acyclic` fails on it anyway).
-/// Sums saturate at `u64::MAX`, where Coq's unbounded numbers would go on.
+/// entry. Infeasible paths count too, so this is at least any path-sensitive bound. For a
+/// probe with loops it is the entry's cost potential of its loop certificate (what the Coq
+/// `loop_bound` computes: trips × costliest iteration, nested loops composed); `u64::MAX`
+/// for an [`unsupported`] probe. Sums saturate at `u64::MAX`, where Coq's unbounded numbers
+/// would go on.
 pub fn structural_wcet(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
     if unsupported(func).is_some() {
         return u64::MAX;
+    }
+    match loop_certificate(func, maps, cost) {
+        Ok(Some(certificate)) => {
+            // What the Coq `loop_bound` computes: the entry's potential.
+            let entry = certificate.cost.blocks.first().copied().unwrap_or(0);
+            return u64::try_from(entry).unwrap_or(u64::MAX);
+        }
+        Err(_) => return u64::MAX,
+        Ok(None) => {}
     }
     let blocks = ordered_blocks(func);
     let mut table = vec![0u64; blocks.len()];
@@ -308,6 +334,14 @@ const RESERVED: &[&str] = &[
     "Assumptions",
     "Ppis",
     "Coq",
+    "Loops",
+    "hints",
+    "potentials",
+    "loop_bound",
+    "within",
+    "one",
+    "guarantees_within",
+    "certify_loops",
 ];
 
 /// The Coq identifier (and file stem) for a probe name: letters, digits and `_` only, not
@@ -390,6 +424,10 @@ fn map_kind(kind: MapType) -> &'static str {
         MapType::Array => "Array",
         MapType::PerCpuHash => "PerCpuHash",
         MapType::PerCpuArray => "PerCpuArray",
+        // Not a Coq map type: `function_term` leaves the (trailing) ring buffer out.
+        MapType::RingBuf => "RingBuf",
+        // Not a Coq map type either: a probe that records stacks is `unsupported`.
+        MapType::StackTrace => "StackTrace",
     }
 }
 
@@ -407,16 +445,37 @@ fn helper(h: Helper) -> String {
             };
             format!("(ProbeReadStr {} {} {} {space})", slot.0, n(len), ptr.0)
         }
+        // Never printed: a probe that calls it is `unsupported`.
+        Helper::RingbufOutput { map, slot, len } => format!("(RingbufOutput {map} {} {})", slot.0, n(len)),
+        Helper::GetStackId { map, user } => format!("(GetStackId {map} {user})"),
     }
 }
 
-/// Why the Coq model cannot express `func`, if it cannot: a loop (the Coq `check_acyclic`
-/// proves termination only for acyclic control flow; the verifier proves loops bounded
-/// instead).
+/// Why the Coq model cannot express `func`, if it cannot: a loop whose hints cannot be
+/// computed (`proofs/Loops.v` handles loops whose header tests `counter < bound` unsigned,
+/// whose counter only the latch steps, once, by a positive constant, and whose bound has a
+/// known maximum: the shape `for` lowers to and the verifier accepts), or a helper the model
+/// lacks (ring buffer output, stack ids).
 pub fn unsupported(func: &Function) -> Option<String> {
     let blocks = ordered_blocks(func);
-    if blocks.iter().enumerate().any(|(i, b)| b.successors.iter().any(|&s| s <= i)) {
-        return Some("it contains a loop, and the Coq checker proves termination only for acyclic control flow".into());
+    if let Err(why) = loop_hints(func, &blocks) {
+        return Some(format!("it contains a loop the Coq loop checker cannot certify: {why}"));
+    }
+    let sends_events = func
+        .cfg
+        .node_weights()
+        .flat_map(|b| &b.insts)
+        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::RingbufOutput { .. }, .. }));
+    if sends_events {
+        return Some("it sends events to a ring buffer (`emit`, `print`), which the Coq model does not cover".into());
+    }
+    let records_stacks = func
+        .cfg
+        .node_weights()
+        .flat_map(|b| &b.insts)
+        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetStackId { .. }, .. }));
+    if records_stacks {
+        return Some("it records stacks (`ustack`, `kstack`), which the Coq model does not cover".into());
     }
     None
 }
@@ -475,8 +534,11 @@ fn cost_match(items: impl IntoIterator<Item = (&'static str, CostItem)>, cost: &
 fn function_term(func: &Function, maps: &[Map], ident: &str) -> String {
     let mut out = String::new();
     let slots: Vec<String> = func.slots.iter().map(|&s| n(s)).collect();
+    // The compiler puts the ring buffer of `emit`/`print` after every other map, and only
+    // probes the Coq model does not cover use it: the others are exported without it.
     let map_decls: Vec<String> = maps
         .iter()
+        .take_while(|m| m.kind != MapType::RingBuf)
         .map(|m| {
             format!(
                 "\n    (* {} *) {{| map_type := {}; key_size := {}; value_size := {}; max_entries := {} |}}",
@@ -557,6 +619,11 @@ fn cost_table_term(ident: &str, cost: &dyn Fn(CostItem) -> u64) -> String {
 /// within as many block steps as there are blocks, costs at most `bound` and never accesses
 /// memory out of bounds). Coq rejects the file when any of them is false, e.g. when `bound` is
 /// below [`structural_wcet`].
+///
+/// A probe with loops gets its loop certificate instead (hints and potentials, checked by
+/// `proofs/Loops.v`): `NAME_terminates` (every run stops within the stated number of block
+/// steps, [`loop_step_bound`]), `NAME_cost`, `NAME_bounds` and `NAME_sound :
+/// guarantees_within NAME_costs NAME steps bound` (by `certify_loops`).
 pub fn export_function(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) -> u64, bound: u64) -> String {
     let ident = coq_identifier(&func.name);
     if let Some(reason) = unsupported(func) {
@@ -568,6 +635,19 @@ pub fn export_function(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) ->
             // Fixed texts of `unsupported`, free of `(*`, `*)` and quotes: safe in a comment.
             reason
         );
+    }
+    match loop_certificate(func, maps, cost) {
+        Ok(Some(certificate)) => return export_with_loops(func, maps, cost, bound, &certificate),
+        Err(why) => {
+            return format!(
+                "(* Proof artifact for probe `{}`, generated by ppisc from its IR. *)\n\
+                 (* Not exported to Coq: {}. The verifier's certificate is this probe's only proof \
+                 (see docs/proofs.md); this file states no theorem. *)\n",
+                comment_text(&func.name),
+                comment_text(&why)
+            )
+        }
+        Ok(None) => {}
     }
     let block_count = ordered_blocks(func).len();
     let plain_bound = bound;
@@ -598,6 +678,619 @@ Proof. vm_compute. reflexivity. Qed.
    costs at most {plain_bound} and accesses no slot or map value out of bounds. *)
 Corollary {ident}_sound : guarantees {ident}_costs {ident} {bound}.
 Proof. exact (certify {ident}_costs {ident} {bound} {ident}_terminates {ident}_cost {ident}_bounds). Qed.
+"
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Loops: the hints `proofs/Loops.v` checks (see docs/proofs.md, "Probes with loops").
+// ---------------------------------------------------------------------------------------
+
+/// 2^64 as a Coq `Z`: the abstract interpretation below works on unbounded integers exactly as
+/// the Coq checker does, so that an empty narrowed interval such as `(0, -1)` is the same here.
+const MODULUS: i128 = 1 << 64;
+
+/// What any `set_int` writes: a normalised 64-bit integer (the Coq `full`).
+const FULL: Interval = (0, MODULUS - 1);
+
+/// A register's integer value lies in `lo..=hi` (the Coq `interval`).
+type Interval = (i128, i128);
+
+/// Registers with a known interval; a register not in the map is unknown (the Coq `astate`).
+type AbstractState = std::collections::BTreeMap<u32, Interval>;
+
+/// One loop as the Coq `loop_hint` states it, over exported block places.
+#[derive(Clone, Debug, PartialEq)]
+struct LoopHint {
+    /// The loop's blocks (header included), ascending.
+    blocks: Vec<usize>,
+    header: usize,
+    latch: usize,
+    counter: u32,
+    step: i128,
+    /// The counter is below it on entry to the latch.
+    limit: i128,
+    /// The counter is at least this whenever the loop is entered.
+    start: i128,
+    /// `ceil((limit - start) / step)`: the most runs of the latch per entry into the loop.
+    trips: i128,
+}
+
+/// The Coq `hints`: per exported block the facts on entry, and the loops.
+#[derive(Clone, Debug)]
+struct LoopHints {
+    facts: Vec<AbstractState>,
+    loops: Vec<LoopHint>,
+}
+
+/// The Coq `potentials`: a number per block and a weight per loop (same order as the hints).
+#[derive(Clone, Debug, PartialEq)]
+struct Potentials {
+    blocks: Vec<i128>,
+    loops: Vec<i128>,
+}
+
+/// `z` reduced modulo 2^64 (the Coq `norm` of an immediate).
+fn norm(z: i64) -> i128 {
+    i128::from(z).rem_euclid(MODULUS)
+}
+
+/// The Coq `op_interval`: what is known of the register `op` writes, from `state` before it.
+fn op_interval(state: &AbstractState, op: &Op) -> Option<Interval> {
+    match *op {
+        Op::Mov { src: Operand::Imm(z), .. } => Some((norm(z), norm(z))),
+        Op::Mov { src: Operand::Reg(r), .. } => state.get(&r.0).copied(),
+        Op::Alu { op: AluOp::Add, lhs, rhs: Operand::Imm(k), .. } => match state.get(&lhs.0) {
+            Some(&(lo, hi)) if hi + norm(k) < MODULUS => Some((lo + norm(k), hi + norm(k))),
+            _ => Some(FULL),
+        },
+        Op::MapLookup { .. } => None,
+        _ => Some(FULL),
+    }
+}
+
+/// The Coq `transfer_op`.
+fn transfer(state: &mut AbstractState, op: &Op) {
+    if let Some(dst) = op.def() {
+        match op_interval(state, op) {
+            Some(interval) => state.insert(dst.0, interval),
+            None => state.remove(&dst.0),
+        };
+    }
+}
+
+/// The Coq `narrow`: what taking (or not) `lhs cond rhs` says about `lhs`.
+fn narrow(state: &AbstractState, cond: Cond, taken: bool, lhs: u32, rhs: Operand) -> AbstractState {
+    let mut out = state.clone();
+    let rhs_interval = match rhs {
+        Operand::Imm(z) => Some((norm(z), norm(z))),
+        Operand::Reg(r) => state.get(&r.0).copied(),
+    };
+    if let (Some(&(lo, hi)), Some((ylo, yhi))) = (state.get(&lhs), rhs_interval) {
+        let interval = match (cond, taken) {
+            (Cond::Ult, true) | (Cond::Uge, false) => (lo, hi.min(yhi - 1)),
+            (Cond::Ult, false) | (Cond::Uge, true) => (lo.max(ylo), hi),
+            (Cond::Ugt, true) | (Cond::Ule, false) => (lo.max(ylo + 1), hi),
+            (Cond::Ugt, false) | (Cond::Ule, true) => (lo, hi.min(yhi)),
+            _ => (lo, hi),
+        };
+        out.insert(lhs, interval);
+    }
+    out
+}
+
+/// The Coq `out_edges`: each successor place with what is known on that edge, given `facts`
+/// on entry to the block.
+fn out_edges(func: &Function, block: &OrderedBlock, facts: &AbstractState) -> Vec<(usize, AbstractState)> {
+    let bb = &func.cfg[block.block];
+    let mut state = facts.clone();
+    for inst in &bb.insts {
+        transfer(&mut state, &inst.op);
+    }
+    let at = |i: usize| block.successors.get(i).copied().unwrap_or(block.successors.len());
+    match bb.term {
+        Terminator::Jump(_) => vec![(at(0), state)],
+        Terminator::Branch { cond, lhs, rhs, .. } => {
+            vec![(at(0), narrow(&state, cond, true, lhs.0, rhs)), (at(1), narrow(&state, cond, false, lhs.0, rhs))]
+        }
+        Terminator::BranchNull { .. } => vec![(at(0), state.clone()), (at(1), state)],
+        Terminator::Return => vec![],
+    }
+}
+
+/// The Coq `rem_z`: how many more runs of the latch a counter at `x` allows.
+fn remaining_trips(limit: i128, step: i128, x: i128) -> i128 {
+    if x < limit {
+        (limit - x + step - 1) / step
+    } else {
+        0
+    }
+}
+
+/// Whether `state` implies every fact of `facts` (the Coq `implies`).
+fn implies(state: &AbstractState, facts: &AbstractState) -> bool {
+    facts.iter().all(|(r, &(lo, hi))| state.get(r).is_some_and(|&(lo2, hi2)| lo <= lo2 && hi2 <= hi))
+}
+
+/// The interval hull of what every incoming edge knows, for the `tracked` registers.
+fn join(incoming: &[&AbstractState], tracked: &std::collections::BTreeSet<u32>) -> AbstractState {
+    let mut out = AbstractState::new();
+    if incoming.is_empty() {
+        return out;
+    }
+    for &r in tracked {
+        let intervals: Option<Vec<Interval>> = incoming.iter().map(|s| s.get(&r).copied()).collect();
+        if let Some(intervals) = intervals {
+            let lo = intervals.iter().map(|i| i.0).min().unwrap_or(0);
+            let hi = intervals.iter().map(|i| i.1).max().unwrap_or(0);
+            out.insert(r, (lo, hi));
+        }
+    }
+    out
+}
+
+/// The loop of back edge `latch -> header`: the header and every block that reaches the latch
+/// without passing through the header (in exported places).
+fn natural_loop(blocks: &[OrderedBlock], header: usize, latch: usize) -> Vec<usize> {
+    let mut predecessors = vec![Vec::new(); blocks.len()];
+    for (i, b) in blocks.iter().enumerate() {
+        for &s in &b.successors {
+            if s < blocks.len() {
+                predecessors[s].push(i);
+            }
+        }
+    }
+    let mut inside = std::collections::BTreeSet::from([header]);
+    let mut work = vec![latch];
+    while let Some(b) = work.pop() {
+        if inside.insert(b) {
+            work.extend(predecessors[b].iter().copied());
+        }
+    }
+    inside.into_iter().collect()
+}
+
+/// The loop hints of `func`: `Ok(None)` when it has no loop, an error saying why when a loop
+/// does not have the shape the Coq checker handles (the header tests `counter < bound`
+/// unsigned, only the latch writes the counter, once, by a positive constant step, and the
+/// bound is a constant or a register whose maximum the facts establish).
+fn loop_hints(func: &Function, blocks: &[OrderedBlock]) -> Result<Option<LoopHints>, String> {
+    let n = blocks.len();
+    let back_edges: Vec<(usize, usize)> = blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| b.successors.iter().filter(move |&&t| t <= i).map(move |&t| (i, t)))
+        .collect();
+    if back_edges.is_empty() {
+        return Ok(None);
+    }
+    // Shape of each loop, before any fact is known.
+    struct Shape {
+        blocks: Vec<usize>,
+        header: usize,
+        latch: usize,
+        counter: u32,
+        bound: Operand,
+        step: i128,
+        written: std::collections::BTreeSet<u32>,
+    }
+    let mut shapes = Vec::new();
+    for &(latch, header) in &back_edges {
+        if back_edges.iter().filter(|&&(l, h)| h == header || l == latch).count() > 1 {
+            return Err("a loop has more than one back edge".into());
+        }
+        let body = natural_loop(blocks, header, latch);
+        if body.contains(&0) {
+            // The entry reaches the latch without passing the header: a second way in.
+            return Err("a loop can be entered other than through its header".into());
+        }
+        let inside = |place: usize| body.contains(&place);
+        let header_bb = &func.cfg[blocks[header].block];
+        let (counter, bound) = match (header_bb.term, blocks[header].successors.as_slice()) {
+            (Terminator::Branch { cond: Cond::Ult, lhs, rhs, .. }, &[then, otherwise])
+                if inside(then) && !inside(otherwise) =>
+            {
+                (lhs.0, rhs)
+            }
+            (Terminator::Branch { cond: Cond::Uge, lhs, rhs, .. }, &[then, otherwise])
+                if !inside(then) && inside(otherwise) =>
+            {
+                (lhs.0, rhs)
+            }
+            _ => return Err("a loop's header does not test `counter < bound` (unsigned)".into()),
+        };
+        let mut written = std::collections::BTreeSet::new();
+        let mut steps = Vec::new();
+        for &place in &body {
+            for inst in &func.cfg[blocks[place].block].insts {
+                let Some(dst) = inst.op.def() else { continue };
+                written.insert(dst.0);
+                if dst.0 == counter {
+                    steps.push((place, inst.op.clone()));
+                }
+            }
+        }
+        let step = match steps.as_slice() {
+            [(place, Op::Alu { op: AluOp::Add, dst, lhs, rhs: Operand::Imm(k) })]
+                if *place == latch && dst.0 == counter && lhs.0 == counter && *k > 0 =>
+            {
+                i128::from(*k)
+            }
+            _ => return Err(format!("loop counter v{counter} is not stepped once, by a constant, in the latch")),
+        };
+        shapes.push(Shape { blocks: body, header, latch, counter, bound, step, written });
+    }
+    // The registers whose intervals matter: counters and bounds, and what they are copied or
+    // stepped from.
+    let mut tracked: std::collections::BTreeSet<u32> = shapes
+        .iter()
+        .flat_map(|s| {
+            let bound = match s.bound {
+                Operand::Reg(r) => Some(r.0),
+                Operand::Imm(_) => None,
+            };
+            std::iter::once(s.counter).chain(bound)
+        })
+        .collect();
+    loop {
+        let before = tracked.len();
+        for bb in func.cfg.node_weights() {
+            for inst in &bb.insts {
+                match inst.op {
+                    Op::Mov { dst, src: Operand::Reg(src) } if tracked.contains(&dst.0) => {
+                        tracked.insert(src.0);
+                    }
+                    Op::Alu { op: AluOp::Add, dst, lhs, rhs: Operand::Imm(_) } if tracked.contains(&dst.0) => {
+                        tracked.insert(lhs.0);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if tracked.len() == before {
+            break;
+        }
+    }
+    // One forward pass in the exported order: a block's facts join its incoming forward
+    // edges; a header keeps what its loop does not write, and the counter's range.
+    let mut facts: Vec<AbstractState> = vec![AbstractState::new(); n];
+    let mut incoming: Vec<Vec<(usize, AbstractState)>> = vec![Vec::new(); n];
+    let mut loops: Vec<Option<LoopHint>> = vec![None; shapes.len()];
+    for place in 0..n {
+        let forward: Vec<&AbstractState> =
+            incoming[place].iter().filter(|(from, _)| *from < place).map(|(_, s)| s).collect();
+        let mut here = if place == 0 { AbstractState::new() } else { join(&forward, &tracked) };
+        for (k, shape) in shapes.iter().enumerate().filter(|(_, s)| s.header == place) {
+            let entry = here.clone();
+            here.retain(|r, _| !shape.written.contains(r));
+            let Some(&(start, entry_hi)) = entry.get(&shape.counter) else {
+                return Err(format!("loop counter v{} has no known value on entry", shape.counter));
+            };
+            let limit = match shape.bound {
+                Operand::Imm(b) => norm(b),
+                Operand::Reg(r) if !shape.written.contains(&r.0) => match entry.get(&r.0) {
+                    Some(&(_, hi)) => hi,
+                    None => return Err(format!("loop bound v{} has no known maximum", r.0)),
+                },
+                Operand::Reg(r) => return Err(format!("loop bound v{} changes inside the loop", r.0)),
+            };
+            let counter_hi = if shape.header == shape.latch {
+                // The test follows the step (a do-while): the counter is below the limit on
+                // every entry to the header, which is also the latch.
+                if entry_hi >= limit {
+                    return Err(format!("loop counter v{} may start at or past its bound", shape.counter));
+                }
+                limit - 1
+            } else {
+                entry_hi.max(limit - 1 + shape.step)
+            };
+            if limit < 0 || limit - 1 + shape.step >= MODULUS || shape.step >= MODULUS {
+                return Err(format!("loop counter v{} may wrap around", shape.counter));
+            }
+            here.insert(shape.counter, (start, counter_hi));
+            loops[k] = Some(LoopHint {
+                blocks: shape.blocks.clone(),
+                header: shape.header,
+                latch: shape.latch,
+                counter: shape.counter,
+                step: shape.step,
+                limit,
+                start,
+                trips: remaining_trips(limit, shape.step, start),
+            });
+        }
+        here.retain(|r, _| tracked.contains(r));
+        for (target, state) in out_edges(func, &blocks[place], &here) {
+            if target < n {
+                incoming[target].push((place, state));
+            }
+        }
+        facts[place] = here;
+    }
+    let loops: Vec<LoopHint> = loops.into_iter().flatten().collect();
+    let hints = LoopHints { facts, loops };
+    validate_hints(func, blocks, &hints)?;
+    Ok(Some(hints))
+}
+
+/// The Coq `check_hints`, so that an export never states a theorem its own hints fail; the
+/// error names the first check that fails.
+fn validate_hints(func: &Function, blocks: &[OrderedBlock], hints: &LoopHints) -> Result<(), String> {
+    let n = blocks.len();
+    if hints.facts.first().is_some_and(|f| !f.is_empty()) {
+        return Err("the entry block would need facts".into());
+    }
+    for l in &hints.loops {
+        let latch_ok = hints.facts[l.latch].get(&l.counter).is_some_and(|&(_, hi)| hi < l.limit);
+        if !latch_ok {
+            return Err(format!("loop counter v{} is not shown below {} in the latch", l.counter, l.limit));
+        }
+    }
+    for (place, block) in blocks.iter().enumerate() {
+        for (target, state) in out_edges(func, block, &hints.facts[place]) {
+            if target >= n {
+                return Err("an edge leads to a block that does not exist".into());
+            }
+            if !implies(&state, &hints.facts[target]) {
+                return Err(format!("the facts of block {target} do not follow on its edge from block {place}"));
+            }
+            for l in &hints.loops {
+                let entering = !l.blocks.contains(&place) && l.blocks.contains(&target);
+                let starts_high_enough = state.get(&l.counter).is_some_and(|&(lo, _)| lo >= l.start);
+                if entering && !starts_high_enough {
+                    return Err(format!("loop counter v{} is not shown at least {} on entry", l.counter, l.start));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Coq `guaranteed` of one loop: its weight when `place` is in the loop and the facts put
+/// the counter below the limit there (one more run of the latch is sure to come), else 0.
+fn guaranteed_weight(hints: &LoopHints, l: &LoopHint, weight: i128, place: usize) -> i128 {
+    let below_limit = hints.facts[place].get(&l.counter).is_some_and(|&(_, hi)| hi < l.limit);
+    if l.blocks.contains(&place) && below_limit {
+        weight
+    } else {
+        0
+    }
+}
+
+/// The Coq `delta`: what edge `from -> to` adds to the potential (entering a loop: its trips
+/// times its weight; running a latch: minus the weight; leaving: minus what `from` is sure
+/// to hold).
+fn potential_delta(hints: &LoopHints, weights: &[i128], from: usize, to: usize) -> Result<i128, String> {
+    hints.loops.iter().zip(weights).try_fold(0i128, |sum, (l, &w)| {
+        let delta = match (l.blocks.contains(&from), l.blocks.contains(&to)) {
+            (true, true) if from == l.latch => Some(-w),
+            (true, true) => Some(0),
+            (false, true) => l.trips.checked_mul(w),
+            (_, false) => Some(-guaranteed_weight(hints, l, w, from)),
+        };
+        delta.and_then(|d| sum.checked_add(d)).ok_or_else(too_large)
+    })
+}
+
+/// Why potentials are not computed: numbers past what `i128` holds (loops nested with
+/// astronomic trip counts, which the verifier rejects long before).
+fn too_large() -> String {
+    "the loop bounds are too large to write down".into()
+}
+
+/// Potentials that `check_potentials` accepts for block weights `weight` (1 per block for the
+/// step count, `block_cost` for the cost): a loop's weight is its costliest iteration (header
+/// to latch, inner loops entered at their trips × weight, innermost first), and each block's
+/// number is the longest path to a return with those edge weights (Bellman-Ford: every cycle
+/// runs a latch, which gives back at least the iteration, so the longest paths exist).
+fn potentials(
+    func: &Function,
+    blocks: &[OrderedBlock],
+    hints: &LoopHints,
+    weight: &dyn Fn(usize) -> i128,
+) -> Result<Potentials, String> {
+    let n = blocks.len();
+    let mut weights = vec![0i128; hints.loops.len()];
+    let mut order: Vec<usize> = (0..hints.loops.len()).collect();
+    order.sort_by_key(|&k| hints.loops[k].blocks.len());
+    for k in order {
+        let l = &hints.loops[k];
+        let mut longest: Vec<Option<i128>> = vec![None; n];
+        longest[l.header] = Some(weight(l.header));
+        for &place in &l.blocks {
+            let Some(so_far) = longest[place] else { continue };
+            for &t in &blocks[place].successors {
+                if t > place && t < n && l.blocks.contains(&t) {
+                    let through = potential_delta(hints, &weights, place, t)?
+                        .checked_add(so_far)
+                        .and_then(|x| x.checked_add(weight(t)))
+                        .ok_or_else(too_large)?;
+                    longest[t] = Some(longest[t].map_or(through, |old| old.max(through)));
+                }
+            }
+        }
+        weights[k] = longest[l.latch].ok_or("a loop's latch is not reached from its header")?.max(0);
+    }
+    let targets: Vec<Vec<usize>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(place, b)| out_edges(func, b, &hints.facts[place]).into_iter().map(|(t, _)| t).collect())
+        .collect();
+    // The Coq `guaranteed`: where the facts put a loop's counter below its limit, one more run
+    // of the latch (worth the loop's weight) is sure to come, so the block's own number may
+    // be that much lower.
+    let guaranteed = |place: usize| -> Option<i128> {
+        hints
+            .loops
+            .iter()
+            .zip(&weights)
+            .try_fold(0i128, |sum, (l, &w)| sum.checked_add(guaranteed_weight(hints, l, w, place)))
+    };
+    let floor = (0..n)
+        .map(|place| guaranteed(place).and_then(|g| weight(place).checked_sub(g)).ok_or_else(too_large))
+        .collect::<Result<Vec<i128>, String>>()?;
+    let mut values = floor.clone();
+    for _round in 0..=n + 1 {
+        let mut changed = false;
+        for place in (0..n).rev() {
+            let mut best = floor[place];
+            for &target in &targets[place] {
+                if target >= n {
+                    return Err("an edge leads to a block that does not exist".into());
+                }
+                let via = potential_delta(hints, &weights, place, target)?
+                    .checked_add(values[target])
+                    .and_then(|x| x.checked_add(weight(place)))
+                    .ok_or_else(too_large)?;
+                best = best.max(via);
+            }
+            if best != values[place] {
+                values[place] = best;
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(Potentials { blocks: values, loops: weights });
+        }
+    }
+    Err("the loop potentials do not converge".into())
+}
+
+/// A probe's full loop certificate: hints and the potentials for steps and for cost.
+struct LoopCertificate {
+    hints: LoopHints,
+    steps: Potentials,
+    cost: Potentials,
+}
+
+fn loop_certificate(
+    func: &Function,
+    maps: &[Map],
+    cost: &dyn Fn(CostItem) -> u64,
+) -> Result<Option<LoopCertificate>, String> {
+    let blocks = ordered_blocks(func);
+    let Some(hints) = loop_hints(func, &blocks)? else { return Ok(None) };
+    let costs: Vec<i128> = blocks.iter().map(|b| i128::from(block_cost(func, b.block, maps, cost))).collect();
+    let steps = potentials(func, &blocks, &hints, &|_| 1)?;
+    let cost = potentials(func, &blocks, &hints, &|place| costs[place])?;
+    Ok(Some(LoopCertificate { hints, steps, cost }))
+}
+
+/// For a probe with loops, the bound on the blocks a run enters that its proof file states
+/// (`NAME_terminates`), and how many loops it has; `None` for an acyclic or unsupported probe.
+pub fn loop_step_bound(func: &Function, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> Option<(u64, usize)> {
+    if unsupported(func).is_some() {
+        return None;
+    }
+    let certificate = loop_certificate(func, maps, cost).ok()??;
+    let steps = certificate.steps.blocks.first().copied().unwrap_or(0);
+    Some((u64::try_from(steps).unwrap_or(u64::MAX), certificate.hints.loops.len()))
+}
+
+fn z_literal(x: i128) -> String {
+    if x < 0 {
+        format!("({x})%Z")
+    } else {
+        format!("{x}%Z")
+    }
+}
+
+fn hints_term(ident: &str, hints: &LoopHints) -> String {
+    let facts: Vec<String> = hints
+        .facts
+        .iter()
+        .enumerate()
+        .map(|(place, f)| {
+            let entries: Vec<String> =
+                f.iter().map(|(r, &(lo, hi))| format!("({r}, Some ({}, {}))", z_literal(lo), z_literal(hi))).collect();
+            format!("\n    (* {place} *) [{}]", entries.join("; "))
+        })
+        .collect();
+    let loops: Vec<String> = hints
+        .loops
+        .iter()
+        .map(|l| {
+            let blocks: Vec<String> = l.blocks.iter().map(|b| b.to_string()).collect();
+            format!(
+                "\n    (* header {} *) {{| lp_blocks := [{}]; lp_latch := {}; lp_counter := {}; lp_step := {}; \
+                 lp_limit := {}; lp_start := {}; lp_trips := {}%N |}}",
+                l.header,
+                blocks.join("; "),
+                l.latch,
+                l.counter,
+                z_literal(l.step),
+                z_literal(l.limit),
+                z_literal(l.start),
+                l.trips
+            )
+        })
+        .collect();
+    format!(
+        "Definition {ident}_hints : hints := {{|\n  h_facts := [{}\n  ];\n  h_loops := [{}\n  ]\n|}}.\n",
+        facts.join(";"),
+        loops.join(";")
+    )
+}
+
+fn potentials_term(name: &str, potentials: &Potentials) -> String {
+    let blocks: Vec<String> = potentials.blocks.iter().map(|&x| z_literal(x)).collect();
+    let loops: Vec<String> = potentials.loops.iter().map(|x| format!("{x}%N")).collect();
+    format!(
+        "Definition {name} : potentials := {{|\n  pot_blocks := [{}];\n  pot_loops := [{}]\n|}}.\n",
+        blocks.join("; "),
+        loops.join("; ")
+    )
+}
+
+/// The proof file of a probe with loops (see [`export_function`]).
+fn export_with_loops(
+    func: &Function,
+    maps: &[Map],
+    cost: &dyn Fn(CostItem) -> u64,
+    bound: u64,
+    certificate: &LoopCertificate,
+) -> String {
+    let ident = coq_identifier(&func.name);
+    let steps = certificate.steps.blocks.first().copied().unwrap_or(0);
+    let mut out = String::new();
+    writeln!(out, "(* Proof artifact for probe `{}`, generated by ppisc from its IR. *)", comment_text(&func.name))
+        .ok();
+    writeln!(out, "(* Check with: coqc -Q <ppis>/proofs Ppis {ident}.v  (after `make -C <ppis>/proofs`) *)").ok();
+    out.push_str("From Coq Require Import ZArith NArith List.\n");
+    out.push_str("From Ppis Require Import IR Semantics Checker Soundness Loops.\n");
+    out.push_str("Import ListNotations.\n\n");
+    out.push_str(&function_term(func, maps, &ident));
+    out.push('\n');
+    out.push_str(&cost_table_term(&ident, cost));
+    out.push_str(
+        "\n(* Untrusted hints, checked by `check_hints`: per block, intervals known on entry; per loop,\n   \
+         its blocks, latch, counter, step, the limit the counter stays below in the latch, its\n   \
+         least start and the trip count ceil((limit - start) / step). *)\n",
+    );
+    out.push_str(&hints_term(&ident, &certificate.hints));
+    out.push_str("\n(* Potentials checked by `check_potentials`: one per block and a weight per loop. *)\n");
+    out.push_str(&potentials_term(&format!("{ident}_steps"), &certificate.steps));
+    out.push_str(&potentials_term(&format!("{ident}_cost_potentials"), &certificate.cost));
+    let _ = write!(
+        out,
+        "
+Theorem {ident}_terminates : within (loop_bound one {ident} {ident}_hints {ident}_steps) {steps}%N = true.
+Proof. vm_compute. reflexivity. Qed.
+
+Theorem {ident}_cost : within (loop_bound (block_cost {ident}_costs {ident}) {ident} {ident}_hints {ident}_cost_potentials) {bound}%N = true.
+Proof. vm_compute. reflexivity. Qed.
+
+Theorem {ident}_bounds : check_bounds {ident} = true.
+Proof. vm_compute. reflexivity. Qed.
+
+(* Every run of the probe, whatever the kernel returns, stops within {steps} block steps,
+   costs at most {bound} and accesses no slot or map value out of bounds. *)
+Corollary {ident}_sound : guarantees_within {ident}_costs {ident} {steps}%N {bound}%N.
+Proof.
+  exact (certify_loops {ident}_costs {ident} {ident}_hints {ident}_steps {ident}_cost_potentials {steps}%N {bound}%N
+           {ident}_terminates {ident}_cost {ident}_bounds).
+Qed.
 "
     );
     out

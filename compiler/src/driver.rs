@@ -52,7 +52,35 @@ pub fn compile_with_checks(
     check: &ppis_lang::CheckOptions,
     opts: &CompileOptions,
 ) -> (Option<Compiled>, Vec<Diagnostic>) {
-    let (program, mut diags) = ppis_lang::check_source(source, targets, check);
+    let (program, diags) = ppis_lang::check_source(source, targets, check);
+    compile_checked(program, diags, source, opts)
+}
+
+/// Like [`compile_with_checks`], for a main file named `main_name` whose `use` items load
+/// modules through `loader`. The diagnostics' spans are offsets into the returned sources,
+/// which render each against its own file.
+pub fn compile_program(
+    main_name: &str,
+    source: &str,
+    targets: &dyn Targets,
+    loader: &dyn ppis_lang::modules::ModuleLoader,
+    check: &ppis_lang::CheckOptions,
+    opts: &CompileOptions,
+) -> (Option<Compiled>, Vec<Diagnostic>, ppis_lang::modules::Sources) {
+    let (program, diags, sources) = ppis_lang::check_program(main_name, source, targets, loader, check);
+    // Later stages slice the source by span: give them every file at its offsets.
+    let combined = sources.combined();
+    let (compiled, diags) = compile_checked(program, diags, &combined, opts);
+    (compiled, diags, sources)
+}
+
+/// The stages after checking: lowering, verification, code generation.
+fn compile_checked(
+    program: Option<hir::Program>,
+    mut diags: Vec<Diagnostic>,
+    source: &str,
+    opts: &CompileOptions,
+) -> (Option<Compiled>, Vec<Diagnostic>) {
     let Some(program) = program else {
         return (None, sorted(diags));
     };
@@ -125,6 +153,14 @@ pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8], profil
                 "theorem": format!("{}_cost", proof.ident),
                 "program_cost_bound_ps": proof.bound_ps,
             });
+            // A probe with loops: its file also proves a step bound from the loop hints
+            // (docs/proofs.md, "Probes with loops").
+            let cost = |item: crate::coq::CostItem| coq_item_cost(item, profile);
+            if let Some((steps, loops)) = crate::coq::loop_step_bound(func, &compiled.lowered.module.maps, &cost) {
+                probe["coq"]["loops"] = serde_json::json!(loops);
+                probe["coq"]["step_bound"] = serde_json::json!(steps);
+                probe["coq"]["termination_theorem"] = serde_json::json!(format!("{}_terminates", proof.ident));
+            }
         }
     }
     serde_json::to_string_pretty(&json).expect("certificate serialises")
@@ -183,6 +219,7 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
         MapType::Array => c.array,
         MapType::PerCpuHash => c.percpu_hash,
         MapType::PerCpuArray => c.percpu_array,
+        MapType::RingBuf | MapType::StackTrace => c.max(),
     };
     match item {
         CostItem::Mov | CostItem::Alu(_) | CostItem::Neg | CostItem::SetCond | CostItem::Extend => ps(i.alu),
@@ -192,7 +229,9 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
         CostItem::ZeroSlot => ps(i.store_stack) * (ppis_verifier::MAX_STACK_BYTES as u64 / 8),
         CostItem::LoadPtr => ps(i.load_map_value),
         CostItem::StorePtr => ps(i.store_map_value),
-        CostItem::Jump | CostItem::Branch | CostItem::BranchNull | CostItem::Return => ps(i.branch),
+        CostItem::Jump | CostItem::Branch | CostItem::BranchNull => ps(i.branch),
+        // As the verifier prices `ret`: a branch plus the per-run cost, paid once per run.
+        CostItem::Return => ps(i.branch) + ps(i.run),
         CostItem::Helper(k) => {
             ps(i.call)
                 + match k {
@@ -203,12 +242,16 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
                     HelperKind::GetSmpProcessorId => ps(h.get_smp_processor_id),
                     HelperKind::ProbeReadUserStr => ps_up(h.probe_read_user_str.base),
                     HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.base),
+                    HelperKind::RingbufOutput => ps_up(h.ringbuf_output.base),
+                    HelperKind::GetStackId => ps_up(h.get_stackid),
                 }
         }
         CostItem::HelperPerByte(k) => match k {
             HelperKind::ProbeReadUserStr => ps_up(h.probe_read_user_str.per_byte),
             HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.per_byte),
-            HelperKind::GetCurrentPidTgid
+            HelperKind::RingbufOutput => ps_up(h.ringbuf_output.per_byte),
+            HelperKind::GetStackId
+            | HelperKind::GetCurrentPidTgid
             | HelperKind::GetCurrentUidGid
             | HelperKind::GetCurrentComm
             | HelperKind::KtimeGetNs
@@ -230,10 +273,11 @@ pub fn bundle(
 ) -> Result<Vec<u8>, ppis_bundle::BundleError> {
     let object = object(compiled);
     let certificate = certificate_json(compiled, source, &object, profile).into_bytes();
-    let extra = coq_proofs(compiled, profile)
+    let mut extra: std::collections::BTreeMap<String, Vec<u8>> = coq_proofs(compiled, profile)
         .into_iter()
         .map(|p| (format!("proofs/{}", p.file), p.text.into_bytes()))
         .collect();
+    extra.insert(ppis_bundle::acc::INVARIANTS_ENTRY.to_string(), invariants_json(&object));
     let contents = ppis_bundle::BundleContents {
         name: name.to_string(),
         compiler_version: format!("ppisc {}", env!("CARGO_PKG_VERSION")),
@@ -245,4 +289,21 @@ pub fn bundle(
         extra,
     };
     ppis_bundle::write_bundle(&contents, key)
+}
+
+/// The abstraction-carrying-code invariants of `object` (`invariants.json`, `docs/bundle.md`):
+/// the abstract state at every jump target and each loop's trip count, computed on the final
+/// bytecode so the loader can check them in one pass. A program the bytecode-level analysis
+/// cannot annotate is left out (the loader then refuses it if it has a loop).
+pub fn invariants_json(object: &[u8]) -> Vec<u8> {
+    match ppis_bundle::pcc::produce_invariants(object) {
+        Ok((json, _skipped)) => json,
+        // The object is ours and parses; an empty file keeps the bundle loadable without loops.
+        Err(_) => format!(
+            "{{\"format\":\"{}\",\"version\":{},\"programs\":{{}}}}",
+            ppis_bundle::acc::INVARIANTS_FORMAT,
+            ppis_bundle::acc::INVARIANTS_VERSION
+        )
+        .into_bytes(),
+    }
 }

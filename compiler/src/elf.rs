@@ -44,6 +44,8 @@ pub fn map_type_id(kind: ppis_ir::MapType) -> u32 {
         ppis_ir::MapType::Array => 2,
         ppis_ir::MapType::PerCpuHash => 5,
         ppis_ir::MapType::PerCpuArray => 6,
+        ppis_ir::MapType::StackTrace => 7,
+        ppis_ir::MapType::RingBuf => 27,
     }
 }
 

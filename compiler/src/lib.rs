@@ -10,4 +10,5 @@ pub mod disasm;
 pub mod driver;
 pub mod elf;
 pub mod lower;
+pub mod modules;
 pub mod targets;

@@ -26,6 +26,10 @@ struct Cli {
     /// Override `const NAME` with VALUE (an integer, a quoted string or true/false); repeatable.
     #[arg(short = 'D', global = true, value_name = "NAME=VALUE", value_parser = parse_define)]
     define: Vec<(String, String)>,
+    /// Standard library directory for `use stdlib::...` (before `$PPIS_STDLIB`, the source
+    /// tree's `stdlib/` and the copy compiled into ppisc).
+    #[arg(long, global = true, value_name = "DIR")]
+    stdlib: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -39,6 +43,9 @@ enum Command {
         /// Show each probe's worst path with per-instruction costs and the cost breakdown.
         #[arg(long)]
         explain_cost: bool,
+        /// Exit 1 on warnings too (they never fail a check otherwise).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Rewrite FILEs in the canonical layout (comments kept); files with syntax errors are left alone.
     Fmt {
@@ -106,6 +113,15 @@ enum Command {
         /// Run this command (split on spaces) with probes attached; `cpid` is its pid.
         #[arg(short = 'c', long = "cmd")]
         command: Option<String>,
+        /// Also write the maps with `ustack`/`kstack` keys as folded stacks to FILE.
+        #[arg(long, value_name = "FILE")]
+        folded: Option<PathBuf>,
+        /// Also write them as an SVG flame graph to FILE.
+        #[arg(long, value_name = "FILE.svg")]
+        flamegraph: Option<PathBuf>,
+        /// Also write them as a pprof profile (profile.proto) to FILE.
+        #[arg(long, value_name = "FILE.pb")]
+        pprof: Option<PathBuf>,
     },
 }
 
@@ -171,12 +187,14 @@ fn main() -> ExitCode {
         }
         None => driver::default_profile(),
     };
-    let ctx = Ctx { color, profile, defines: cli.define };
+    let ctx = Ctx { color, profile, defines: cli.define, stdlib: cli.stdlib };
     let result = match cli.command {
-        Command::Check { files, format, explain_cost } => check(&ctx, &files, format, explain_cost),
+        Command::Check { files, format, explain_cost, deny_warnings } => {
+            check(&ctx, &files, format, explain_cost, deny_warnings)
+        }
         Command::Fmt { files, check } => fmt(&files, check, color),
         Command::Explain { code } => explain_code(&code),
-        Command::Ir { file } => ir(&file, ctx.defines.clone(), color),
+        Command::Ir { file } => ir(&ctx, &file),
         Command::Build { file, output, key, certificate, emit_coq } => {
             build(&ctx, &file, &output, key.as_deref(), certificate.as_deref(), emit_coq.as_deref())
         }
@@ -184,7 +202,10 @@ fn main() -> ExitCode {
         Command::Inspect { bundle } => inspect(&bundle),
         Command::Verify { bundle, trust } => verify(&bundle, &trust),
         Command::Disasm { object } => disasm(&object),
-        Command::Run { file, duration, format, command } => run(&ctx, &file, duration, format, command),
+        Command::Run { file, duration, format, command, folded, flamegraph, pprof } => {
+            let stack_files = StackFiles { folded, flamegraph, pprof };
+            run(&ctx, &file, duration, format, command, &stack_files)
+        }
         Command::Calibrate { output, events, trials } => calibrate(output.as_deref(), events, trials),
     };
     match result {
@@ -245,17 +266,36 @@ fn print_diagnostics(diags: &[Diagnostic], path: &Path, source: &str, color: boo
     }
 }
 
+/// Like [`print_diagnostics`], each diagnostic against the file (main file or module) it is in.
+fn print_program_diagnostics(diags: &[Diagnostic], sources: &ppis_lang::modules::Sources, color: bool) {
+    let shown = &diags[..diags.len().min(MAX_SHOWN)];
+    if !shown.is_empty() {
+        eprint!("{}", sources.render_text(shown, color));
+    }
+    if diags.len() > MAX_SHOWN {
+        let main = sources.files.first().map_or("", |file| file.name.as_str());
+        eprintln!("... and {} more diagnostics in {main} and its modules", diags.len() - MAX_SHOWN);
+    }
+}
+
 /// What every command shares: output colour and the host cost profile.
 struct Ctx {
     color: bool,
     profile: CostProfile,
     /// `-D NAME=VALUE` const overrides.
     defines: Vec<(String, String)>,
+    /// `--stdlib DIR`.
+    stdlib: Option<PathBuf>,
 }
 
 impl Ctx {
     fn check_options(&self) -> ppis_lang::CheckOptions {
         ppis_lang::CheckOptions::with_const_overrides(self.defines.clone())
+    }
+
+    /// Where `use stdlib::...` modules come from.
+    fn modules(&self) -> ppis_compiler::modules::StdlibLoader {
+        ppis_compiler::modules::StdlibLoader::for_ppisc(self.stdlib.as_deref())
     }
 
     fn options(&self, lower: LowerOptions) -> CompileOptions {
@@ -267,41 +307,62 @@ impl Ctx {
 /// Compiles a file, printing diagnostics; `None` when it has errors.
 fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(String, Compiled)>> {
     let source = read_source(path)?;
-    let (compiled, diags) =
-        driver::compile_with_checks(&source.text, &HostTargets, &ctx.check_options(), &ctx.options(opts));
+    let (compiled, diags, sources) = driver::compile_program(
+        &path.display().to_string(),
+        &source.text,
+        &HostTargets,
+        &ctx.modules(),
+        &ctx.check_options(),
+        &ctx.options(opts),
+    );
     let diags = with_encoding(&source, diags);
-    print_diagnostics(&diags, path, &source.text, ctx.color);
+    print_program_diagnostics(&diags, &sources, ctx.color);
     if source.encoding_error.is_some() {
         return Ok(None);
     }
     Ok(compiled.map(|c| (source.text, c)))
 }
 
-fn check(ctx: &Ctx, files: &[PathBuf], format: CheckFormat, explain_cost: bool) -> Result<ExitCode> {
+fn check(
+    ctx: &Ctx,
+    files: &[PathBuf],
+    format: CheckFormat,
+    explain_cost: bool,
+    deny_warnings: bool,
+) -> Result<ExitCode> {
     let mut findings = false;
     let mut json = Vec::new();
     let mut sarif: Vec<(String, String, Vec<Diagnostic>)> = Vec::new();
     for path in files {
         let Source { text: source, encoding_error } = read_source(path)?;
-        let (compiled, diags) = driver::compile_with_checks(
+        let (compiled, diags, sources) = driver::compile_program(
+            &path.display().to_string(),
             &source,
             &HostTargets,
+            &ctx.modules(),
             &ctx.check_options(),
             &ctx.options(LowerOptions::default()),
         );
         let diags = with_encoding(&Source { text: String::new(), encoding_error }, diags);
-        findings |= diags.iter().any(|d| d.is_error());
+        findings |= diags.iter().any(|d| d.is_error() || (deny_warnings && d.severity == ppis_lang::Severity::Warning));
         if let (true, Some(compiled)) = (explain_cost, &compiled) {
-            print!("{}", explain(compiled, path, &source));
+            print!("{}", explain(compiled, &sources));
         }
         match format {
-            CheckFormat::Text => print_diagnostics(&diags, path, &source, ctx.color),
+            CheckFormat::Text => print_program_diagnostics(&diags, &sources, ctx.color),
             CheckFormat::Json => {
-                let rendered = ppis_lang::render::json(&diags, &path.display().to_string(), &source);
+                // Each diagnostic names the file it is in (the main file or a module).
+                let rendered = sources.render_json(&diags);
                 let value: serde_json::Value = serde_json::from_str(&rendered).context("diagnostics as JSON")?;
                 json.extend(value.as_array().cloned().unwrap_or_default());
             }
-            CheckFormat::Sarif => sarif.push((path.display().to_string(), source, diags)),
+            CheckFormat::Sarif => {
+                for (file, diags) in sources.files.iter().zip(sources.by_file(&diags)) {
+                    if file.base == 0 || !diags.is_empty() {
+                        sarif.push((file.name.clone(), file.text.clone(), diags));
+                    }
+                }
+            }
         }
     }
     match format {
@@ -369,27 +430,35 @@ fn parse_define(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn ir(path: &Path, define: Vec<(String, String)>, color: bool) -> Result<ExitCode> {
+fn ir(ctx: &Ctx, path: &Path) -> Result<ExitCode> {
     let Source { text: source, encoding_error } = read_source(path)?;
     if let Some(d) = encoding_error {
-        print_diagnostics(&[d], path, &source, color);
+        print_diagnostics(&[d], path, &source, ctx.color);
         return Ok(ExitCode::from(1));
     }
-    let check_options = ppis_lang::CheckOptions::with_const_overrides(define);
-    let (program, diags) = ppis_lang::check_source(&source, &HostTargets, &check_options);
-    print_diagnostics(&diags, path, &source, color);
+    let (program, diags, sources) = ppis_lang::check_program(
+        &path.display().to_string(),
+        &source,
+        &HostTargets,
+        &ctx.modules(),
+        &ctx.check_options(),
+    );
+    print_program_diagnostics(&diags, &sources, ctx.color);
     let Some(program) = program else { return Ok(ExitCode::from(1)) };
-    let lowered = ppis_compiler::lower::lower(&program, &source, &LowerOptions::default());
+    let lowered = ppis_compiler::lower::lower(&program, &sources.combined(), &LowerOptions::default());
     print!("{}", ppis_ir::print_module(&lowered.module));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--explain-cost`: each probe's worst path, with source lines for the IR spans.
-fn explain(compiled: &Compiled, path: &Path, source: &str) -> String {
+/// Spans may point into a module: each is located in the file it is in.
+fn explain(compiled: &Compiled, sources: &ppis_lang::modules::Sources) -> String {
     let locate = |span: ppis_ir::Span| {
-        let line = ppis_lang::render::line_of(source, span.start as usize);
-        let text = source.lines().nth(line as usize - 1).unwrap_or("").trim();
-        format!("{}:{line}: {text}", path.display())
+        let file = &sources.files[sources.file_at(span.start)];
+        let offset = (span.start as usize).saturating_sub(file.base);
+        let line = ppis_lang::render::line_of(&file.text, offset);
+        let text = file.text.lines().nth(line as usize - 1).unwrap_or("").trim();
+        format!("{}:{line}: {text}", file.name)
     };
     compiled.verdict.functions.iter().map(|f| ppis_verifier::explain_cost(f, compiled.verdict.cpus, &locate)).collect()
 }
@@ -503,6 +572,7 @@ fn run(
     duration: Option<Duration>,
     format: Format,
     command: Option<String>,
+    stack_files: &StackFiles,
 ) -> Result<ExitCode> {
     let child = match &command {
         Some(cmd) => {
@@ -535,7 +605,43 @@ fn run(
         Format::Text => print!("{}", ppis_runtime::render_text(&snapshot, manifest)),
         Format::Json => println!("{}", ppis_runtime::render_json(&snapshot, manifest)),
     }
+    write_stack_files(stack_files, &snapshot, manifest, path)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `ppisc run` writes the aggregated stacks of maps with stack keys.
+struct StackFiles {
+    folded: Option<PathBuf>,
+    flamegraph: Option<PathBuf>,
+    pprof: Option<PathBuf>,
+}
+
+fn write_stack_files(
+    files: &StackFiles,
+    snapshot: &ppis_runtime::Snapshot,
+    manifest: &ppis_manifest::Manifest,
+    source: &Path,
+) -> Result<()> {
+    use ppis_runtime::flame;
+    if files.folded.is_none() && files.flamegraph.is_none() && files.pprof.is_none() {
+        return Ok(());
+    }
+    if !flame::has_stacks(manifest) {
+        eprintln!("warning: no map has a `ustack`/`kstack` key; the stack files hold no stacks");
+    }
+    let stacks = flame::all_stacks(snapshot, manifest);
+    if let Some(path) = &files.folded {
+        write(path, flame::folded(&stacks))?;
+    }
+    if let Some(path) = &files.flamegraph {
+        let svg = flame::flamegraph_svg(&stacks, &source.display().to_string())
+            .map_err(|e| anyhow::anyhow!("cannot draw the flame graph: {e}"))?;
+        write(path, svg)?;
+    }
+    if let Some(path) = &files.pprof {
+        write(path, flame::pprof_bytes(&stacks))?;
+    }
+    Ok(())
 }
 
 fn calibrate(output: Option<&Path>, events: u64, trials: u32) -> Result<ExitCode> {

@@ -15,12 +15,57 @@ impl Targets for HostTargets {
         Ok(fields_for_checker(fields))
     }
 
+    fn tracepoint_names(&self, category: &str) -> Result<Vec<String>, TargetError> {
+        let prefix = format!("{category}:");
+        let names: Vec<String> = HostTargets::all_tracepoints()?
+            .iter()
+            .filter_map(|full| full.strip_prefix(prefix.as_str()).map(str::to_string))
+            .collect();
+        if names.is_empty() {
+            return Err(TargetError {
+                message: format!("tracefs has no category `{category}`"),
+                suggestions: vec![],
+                unavailable: false,
+            });
+        }
+        Ok(names)
+    }
+
+    fn raw_tracepoint_names(&self) -> Result<Vec<String>, TargetError> {
+        // A raw tracepoint is named like its tracefs event without the category.
+        let mut names: Vec<String> = HostTargets::all_tracepoints()?
+            .iter()
+            .filter_map(|full| full.split_once(':').map(|(_, name)| name.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn elf_function_symbols(&self, path: &str) -> Result<Vec<String>, TargetError> {
+        host::elf_function_symbols(Path::new(path))
+            .map_err(|error| TargetError { unavailable: false, ..target_error(error) })
+    }
+
+    fn online_cpus(&self) -> Option<u32> {
+        // The same count the verifier's overhead check divides by (`CompileOptions::cpus`).
+        std::thread::available_parallelism().ok().map(|n| n.get() as u32)
+    }
+
     fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError> {
         host::check_symbol(Path::new(path), symbol).map_err(|error| TargetError {
             // A missing binary or symbol is the user's to fix, never "cannot ask the host".
             unavailable: false,
             ..target_error(error)
         })
+    }
+}
+
+impl HostTargets {
+    /// Every tracepoint of the host as `category:name`, or "unavailable" without tracefs.
+    fn all_tracepoints() -> Result<Vec<String>, TargetError> {
+        host::tracefs_root().map_err(target_error)?;
+        Ok(host::list_tracepoints())
     }
 }
 

@@ -51,6 +51,15 @@ fn load_program(bpf: &mut Ebpf, func: &ppis_ir::Function) {
             let up: &mut UProbe = program.try_into().expect("uprobe section gives a UProbe");
             up.load()
         }
+        ppis_ir::CtxKind::RawTracepoint => {
+            let raw: &mut aya::programs::RawTracePoint =
+                program.try_into().expect("raw_tracepoint section gives a RawTracePoint");
+            raw.load()
+        }
+        ppis_ir::CtxKind::PerfEvent => {
+            let perf: &mut aya::programs::PerfEvent = program.try_into().expect("perf_event section gives a PerfEvent");
+            perf.load()
+        }
     };
     if let Err(e) = loaded {
         panic!("the kernel verifier rejected {}: {}", func.name, describe(e));

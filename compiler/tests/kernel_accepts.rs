@@ -130,8 +130,10 @@ fn load_check_reports_kernel_verifier_rejections() {
             attach: ppis_manifest::Attach::Tracepoint { category: "raw_syscalls".into(), name: "sys_enter".into() },
             rate_per_sec: None,
             line: 1,
+            activation: None,
         }],
         maps: Vec::new(),
+        events: None,
     };
     let object = ppis_compiler::elf::write_object(&module.maps, &[section], &manifest.to_json());
     let error = ppis_runtime::load_check(&object, &manifest).expect_err("the kernel must refuse a null dereference");
@@ -172,6 +174,15 @@ enum Attach {
     SysExit,
     Uprobe,
     Uretprobe,
+    /// Its `comm` (char[16]) sits at context offset 44, 4-byte aligned only: copying it
+    /// into a stack slot must keep both ends aligned (a past kernel rejection).
+    BlockIssue,
+    /// Two char[16] fields, at offsets 8 and 40.
+    SchedSwitch,
+    /// A raw tracepoint: u64 arguments at 8-byte context offsets.
+    RawSysEnter,
+    /// A perf-event program with no context to read (`profile` and `interval` share it).
+    Interval,
 }
 
 impl Attach {
@@ -181,6 +192,11 @@ impl Attach {
             Attach::SysExit => "tracepoint:raw_syscalls:sys_exit",
             Attach::Uprobe => "uprobe:/bin/bash:readline",
             Attach::Uretprobe => "uretprobe:/bin/bash:readline",
+            Attach::BlockIssue => "tracepoint:block:block_rq_issue",
+            Attach::SchedSwitch => "tracepoint:sched:sched_switch",
+            Attach::RawSysEnter => "rawtracepoint:sys_enter",
+            // 20 ticks a second, under the 50/s every generated probe declares.
+            Attach::Interval => "interval:ms:50",
         }
     }
 
@@ -190,6 +206,20 @@ impl Attach {
             Attach::SysExit => &["args.id", "args.ret"],
             Attach::Uprobe => &["arg0", "arg1", "arg5"],
             Attach::Uretprobe => &["retval"],
+            Attach::BlockIssue => &["args.dev", "args.sector", "args.nr_sector", "args.bytes"],
+            Attach::SchedSwitch => &["args.prev_pid", "args.next_pid", "args.prev_state", "args.next_prio"],
+            Attach::RawSysEnter => &["arg0", "arg1"],
+            // No context at all: builtins stand in for fields.
+            Attach::Interval => &["cpu", "nsecs"],
+        }
+    }
+
+    /// `str[16]` context fields, usable wherever `comm` is.
+    fn str_fields(self) -> &'static [&'static str] {
+        match self {
+            Attach::BlockIssue => &["args.comm"],
+            Attach::SchedSwitch => &["args.prev_comm", "args.next_comm"],
+            _ => &[],
         }
     }
 }
@@ -289,7 +319,9 @@ impl Generator<'_> {
     }
 
     fn key_str(&mut self) -> String {
-        ["comm", "\"read\"", "TARGET"][self.tape.pick(3)].to_string()
+        let fields = self.attach.str_fields();
+        let choices: Vec<&str> = ["comm", "\"read\"", "TARGET"].into_iter().chain(fields.iter().copied()).collect();
+        choices[self.tape.pick(choices.len())].to_string()
     }
 
     fn statement(&mut self, depth: usize, out: &mut String, indent: usize) {
@@ -380,7 +412,17 @@ fn random_program(tape: &[u8]) -> String {
     out.push_str(MAPS);
     let probes = 1 + generator.tape.pick(2);
     for _ in 0..probes {
-        let attach = [Attach::SysEnter, Attach::SysExit, Attach::Uprobe, Attach::Uretprobe][generator.tape.pick(4)];
+        let kinds = [
+            Attach::SysEnter,
+            Attach::SysExit,
+            Attach::Uprobe,
+            Attach::Uretprobe,
+            Attach::BlockIssue,
+            Attach::SchedSwitch,
+            Attach::RawSysEnter,
+            Attach::Interval,
+        ];
+        let attach = kinds[generator.tape.pick(kinds.len())];
         generator.attach = attach;
         let predicate =
             if generator.tape.chance(30) { format!(" when {}", generator.bool_expr(1)) } else { String::new() };

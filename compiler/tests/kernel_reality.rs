@@ -4,7 +4,14 @@
 //! verifier's proven per-event bound (`Verdict.functions[i].cost.bound_ns`). Costs come from
 //! the shipped, measured profile (`profiles/default.json`).
 //!
-//! Prints a table: probe, runs, measured ns/event (run time + trigger), bound, tightness.
+//! Every attach point also gets an empty probe, measured on the same events: its run time is
+//! the kernel's per-run cost on this host right now (`instructions.run` prices it). That gives
+//! the honest comparison of what the program itself does: measured run time minus the empty
+//! probe's, against the bound minus the trigger and the profile's per-run cost. Both must hold,
+//! and so must the empty probe's own bound.
+//!
+//! Prints a table: probe, runs, measured ns/event (run time + trigger), bound, tightness, and
+//! the program part (measured − per-run against bound − trigger − per-run) with its tightness.
 //!
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
@@ -107,10 +114,55 @@ struct Row {
     run_ns: f64,
     trigger_ns: f64,
     bound_ns: f64,
+    /// The profile's per-run cost (charged once per event, on the exit).
+    per_run_ns: f64,
+    /// Mean run time of the empty probe on the same attach point and events: the per-run
+    /// cost as measured now. `None` for the empty probes themselves.
+    empty_run_ns: Option<f64>,
 }
 
-/// Compiles `source`, attaches it, runs `workload` in a thread named [`WORKLOAD_COMM`] until
-/// every program ran [`MIN_RUNS`] times, and returns each program's numbers.
+impl Row {
+    /// Measured run time plus the trigger: what one event cost.
+    fn measured(&self) -> f64 {
+        self.run_ns + self.trigger_ns
+    }
+
+    /// What the program's own instructions cost, measured and bounded: run time minus the
+    /// measured per-run cost, against the bound minus the trigger and the per-run cost.
+    fn program_part(&self) -> Option<(f64, f64)> {
+        self.empty_run_ns.map(|empty| (self.run_ns - empty, self.bound_ns - self.trigger_ns - self.per_run_ns))
+    }
+}
+
+/// The declared rate of the added empty probes (any rate fits: see `opts.cpus` below). They
+/// are appended to the source, so they are the last probes of the manifest.
+const EMPTY_PROBE_RATE: &str = "rate <= 1/s";
+
+/// The attach point of every `probe` line of `source` (the token after `probe`, where a quoted
+/// path may hold spaces), once each.
+fn attach_points(source: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("probe ") else { continue };
+        let mut quoted = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                quoted ^= c == '"';
+                c.is_whitespace() && !quoted
+            })
+            .map_or(rest.len(), |(at, _)| at);
+        let attach = rest[..end].to_string();
+        if !attach.is_empty() && !out.contains(&attach) {
+            out.push(attach);
+        }
+    }
+    out
+}
+
+/// Compiles `source` plus an empty probe per attach point, attaches them, runs `workload` in
+/// a thread named [`WORKLOAD_COMM`] until every program ran [`MIN_RUNS`] times, and returns
+/// each program's numbers (the example's probes, then the empty ones).
 fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
     let mut opts = CompileOptions::for_this_host(LowerOptions::default());
     // Only the per-event bound matters here, not whether the declared rate fits the budget
@@ -118,13 +170,20 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
     // with very many CPUs every rate fits and the bound is unchanged.
     opts.cpus = 1 << 20;
     let profile = opts.profile.clone();
-    let (compiled, diags) = driver::compile(source, &HostTargets, &opts);
+    let attaches = attach_points(source);
+    assert!(!attaches.is_empty(), "{case}: no probe lines");
+    let mut full = source.to_string();
+    for attach in &attaches {
+        full += &format!("\nprobe {attach} {EMPTY_PROBE_RATE} {{ }}\n");
+    }
+    let (compiled, diags) = driver::compile(&full, &HostTargets, &opts);
     let Some(compiled) = compiled else {
         let errors: Vec<String> = diags.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
-        panic!("{case} does not compile:\n{}\n{source}", errors.join("\n"));
+        panic!("{case} does not compile:\n{}\n{full}", errors.join("\n"));
     };
     let object = driver::object(&compiled);
     let manifest = &compiled.lowered.manifest;
+    let example_probes = manifest.probes.len() - attaches.len();
     let _stats = ppis_runtime::enable_run_time_stats().expect("run-time statistics can be enabled");
     let probes = ppis_runtime::attach(&object, manifest).unwrap_or_else(|e| panic!("{case}: cannot attach: {e}"));
     let before = probes.stats().expect("statistics are readable");
@@ -143,11 +202,12 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
         }
     };
     probes.detach();
-    manifest
+    let mut rows: Vec<Row> = manifest
         .probes
         .iter()
         .zip(after.iter().zip(&before))
-        .map(|(probe, (after, before))| {
+        .enumerate()
+        .map(|(index, (probe, (after, before)))| {
             let delta = after.since(before);
             let facts = compiled
                 .verdict
@@ -160,18 +220,31 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
                 Attach::Tracepoint { .. } => profile.triggers.tracepoint,
                 Attach::Uprobe { .. } => profile.triggers.uprobe,
                 Attach::Uretprobe { .. } => profile.triggers.uretprobe,
+                Attach::RawTracepoint { .. } => profile.triggers.raw_tracepoint,
+                Attach::Profile { .. } | Attach::Interval { .. } => profile.triggers.perf_event,
+                Attach::Begin | Attach::End => 0.0,
             };
+            let empty = index >= example_probes;
             Row {
-                case: case.to_string(),
+                case: if empty { format!("{case} (empty probe)") } else { case.to_string() },
                 probe: probe.program.clone(),
                 attach: probe.attach.to_string(),
                 runs: delta.run_count,
                 run_ns: delta.ns_per_run().unwrap_or(0.0),
                 trigger_ns,
                 bound_ns,
+                per_run_ns: profile.instructions.run,
+                empty_run_ns: None,
             }
         })
-        .collect()
+        .collect();
+    let empty_by_attach: Vec<(String, f64)> =
+        rows[example_probes..].iter().map(|row| (row.attach.clone(), row.run_ns)).collect();
+    for row in &mut rows[..example_probes] {
+        row.empty_run_ns = empty_by_attach.iter().find(|(attach, _)| *attach == row.attach).map(|(_, ns)| *ns);
+        assert!(row.empty_run_ns.is_some(), "{case}: no empty probe on {}", row.attach);
+    }
+    rows
 }
 
 fn example(name: &str) -> String {
@@ -218,16 +291,26 @@ fn measured_cost_per_event_stays_under_the_proven_bound() {
     }
 
     println!(
-        "\n{:<44} {:<8} {:<42} {:>8} {:>10} {:>10} {:>10} {:>9}",
-        "case", "probe", "attach", "runs", "run ns", "+trigger", "bound ns", "tightness"
+        "\n{:<44} {:<8} {:<42} {:>8} {:>8} {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6}",
+        "case", "probe", "attach", "runs", "run ns", "+trigger", "bound ns", "tight", "program", "bound", "tight"
     );
     let mut failures = Vec::new();
     for row in &rows {
-        let measured = row.run_ns + row.trigger_ns;
-        let tightness = measured / row.bound_ns;
+        let measured = row.measured();
+        let program = row.program_part();
+        let program_text = program.map_or_else(String::new, |(measured, bound)| {
+            format!("{measured:>8.1} {bound:>8.1} {:>6.3}", measured / bound)
+        });
         println!(
-            "{:<44} {:<8} {:<42} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>9.3}",
-            row.case, row.probe, row.attach, row.runs, row.run_ns, measured, row.bound_ns, tightness
+            "{:<44} {:<8} {:<42} {:>8} {:>8.1} {:>9.1} {:>9.1} {:>6.3} | {program_text}",
+            row.case,
+            row.probe,
+            row.attach,
+            row.runs,
+            row.run_ns,
+            measured,
+            row.bound_ns,
+            measured / row.bound_ns
         );
         if row.runs < MIN_RUNS {
             failures.push(format!("{} {}: only {} runs (want {MIN_RUNS})", row.case, row.probe, row.runs));
@@ -238,6 +321,26 @@ fn measured_cost_per_event_stays_under_the_proven_bound() {
                 row.case, row.probe, row.attach, row.run_ns, row.trigger_ns, row.bound_ns
             ));
         }
+        if let Some((measured, bound)) = program {
+            if measured > bound {
+                failures.push(format!(
+                    "{} {} ({}): the program part, {:.1} ns run − {:.1} ns per run = {measured:.1} ns, exceeds \
+                     bound − trigger − per-run = {bound:.1} ns",
+                    row.case,
+                    row.probe,
+                    row.attach,
+                    row.run_ns,
+                    row.empty_run_ns.unwrap_or(0.0)
+                ));
+            }
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn attach_points_are_read_from_probe_lines_once_each() {
+    let source =
+        "probe tracepoint:a:b rate <= 1/s { }\nprobe uprobe:\"/x y\":f\n rate <= 1/s { }\n  probe tracepoint:a:b { }\n";
+    assert_eq!(attach_points(source), ["tracepoint:a:b", "uprobe:\"/x y\":f"]);
 }

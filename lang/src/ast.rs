@@ -27,8 +27,26 @@ pub enum Item {
     },
     Map(MapDecl),
     Probe(ProbeDecl),
+    /// `use stdlib::syscalls::latency;`
+    Use(UseDecl),
     /// An item the parser could not make sense of (already reported).
     Error(Span),
+}
+
+/// `use A::B::C;`: the module whose items (consts, maps, probes) join the program. Resolved
+/// before checking by `modules::resolve` through a `modules::ModuleLoader`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseDecl {
+    /// The `::`-separated segments, never empty.
+    pub path: Vec<Ident>,
+    pub span: Span,
+}
+
+impl UseDecl {
+    /// The path as written, e.g. `stdlib::syscalls::latency`.
+    pub fn path_text(&self) -> String {
+        self.path.iter().map(|segment| segment.node.as_str()).collect::<Vec<_>>().join("::")
+    }
 }
 
 /// `map NAME: KIND[KEY, ..] -> VALUE max N;`
@@ -83,6 +101,8 @@ pub enum TypeExprKind {
     Named(String),
     /// `str[N]`
     Str(u64),
+    /// `ustack[N]` / `kstack[N]` (a plain `ustack` is `Named`): a stack key of depth `N`.
+    Stack { user: bool, depth: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -92,9 +112,29 @@ pub struct ProbeDecl {
     pub attach: Vec<AttachPoint>,
     /// `rate <= N/s`, in events per second.
     pub rate: Option<Spanned<u64>>,
+    /// `activate when anomaly(SIGNAL) > P for Ns`: the probe is dormant until the activator
+    /// attaches it.
+    pub activation: Option<Activation>,
     /// `when EXPR`
     pub predicate: Option<Expr>,
     pub body: Block,
+    pub span: Span,
+}
+
+/// `activate when anomaly(SENTINEL) > THRESHOLD for DURATION`, as written. The checker
+/// validates the sentinel, the threshold's range and the duration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activation {
+    /// `bundle::map` names a sentinel in another loaded bundle (checked by ppisd at load time).
+    pub bundle: Option<Ident>,
+    /// The sentinel aggregation's name.
+    pub sentinel: Ident,
+    /// P(anomaly) that attaches the probe, written as a decimal number.
+    pub threshold: Spanned<f64>,
+    /// How long the posterior must stay above the threshold: the number as written...
+    pub duration: Spanned<u64>,
+    /// ...and its unit (`s`, `m` or `h`; the checker reports others).
+    pub unit: Ident,
     pub span: Span,
 }
 
@@ -114,6 +154,41 @@ pub enum AttachKind {
     Uretprobe { path: String, symbol: String },
     /// A probe type the language does not know; `parts` are the `:`-separated rest.
     Unknown { kind: String, parts: Vec<String> },
+    /// `rawtracepoint:NAME` (NAME may hold `*` wildcards).
+    RawTracepoint { name: String },
+    /// `profile:hz:N`: sampling at N Hz on every CPU.
+    Profile { hz: u64 },
+    /// `interval:ms:N` / `interval:s:N`: a timer on one CPU.
+    Interval { unit: IntervalUnit, count: u64 },
+    /// `begin`: runs once, before the other probes see events.
+    Begin,
+    /// `end`: runs once, after the other probes are detached and before the maps are read.
+    End,
+}
+
+/// The unit of an `interval:UNIT:N` period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntervalUnit {
+    Millis,
+    Seconds,
+}
+
+impl IntervalUnit {
+    /// The unit as written in source.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntervalUnit::Millis => "ms",
+            IntervalUnit::Seconds => "s",
+        }
+    }
+
+    /// Milliseconds in one unit.
+    pub fn millis(self) -> u64 {
+        match self {
+            IntervalUnit::Millis => 1,
+            IntervalUnit::Seconds => 1000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,8 +231,20 @@ pub enum StmtKind {
     Return,
     /// `for VAR in START..END { .. }`: `VAR` counts up from `START` while below `END`.
     For { var: Ident, start: Expr, end: Expr, body: Block },
+    /// `emit NAME { field: expr, .. };`: sends a structured event to user space.
+    Emit { name: Ident, fields: Vec<EmitField> },
+    /// `print("fmt", args..);`: a printf-style line for humans. `args[0]` is the format
+    /// (the checker requires a string literal); an empty `args` is reported by the checker.
+    Print { args: Vec<Expr> },
     /// A statement the parser could not make sense of (already reported).
     Error,
+}
+
+/// `field: expr` in an `emit`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmitField {
+    pub name: Ident,
+    pub value: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq)]

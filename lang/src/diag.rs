@@ -11,6 +11,8 @@ use serde::Serialize;
 pub enum Severity {
     Error,
     Warning,
+    /// Information, not a problem (e.g. what a wildcard attach point expanded to).
+    Note,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -44,6 +46,10 @@ impl Diagnostic {
             secondary: Vec::new(),
             help: None,
         }
+    }
+    /// A note: information about the program (what a wildcard matched), never a problem.
+    pub fn note(code: &'static str, message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic { severity: Severity::Note, ..Diagnostic::error(code, message, span) }
     }
     /// Sets the label text under the primary span.
     pub fn label(mut self, message: impl Into<String>) -> Diagnostic {
@@ -88,6 +94,10 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0010", title: "`??` without a map lookup" },
     CodeInfo { code: "E0011", title: "field access on something other than `args`" },
     CodeInfo { code: "E0012", title: "length on a type other than `str`" },
+    CodeInfo { code: "E0013", title: "unknown module" },
+    CodeInfo { code: "E0014", title: "module cycle" },
+    CodeInfo { code: "E0015", title: "name defined in two files" },
+    CodeInfo { code: "E0016", title: "`budget` in a module" },
     // Names.
     CodeInfo { code: "E0101", title: "undeclared name" },
     CodeInfo { code: "E0102", title: "undeclared map" },
@@ -96,6 +106,15 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0105", title: "unknown type" },
     CodeInfo { code: "E0106", title: "cannot assign to this name" },
     CodeInfo { code: "E0107", title: "map used as a value" },
+    // Probe kinds beyond tracepoints and uprobes, and wildcard attach points.
+    CodeInfo { code: "E0110", title: "malformed attach point of a timed, raw or once probe kind" },
+    CodeInfo { code: "E0111", title: "unknown raw tracepoint" },
+    CodeInfo { code: "E0112", title: "probe frequency or period out of range" },
+    CodeInfo { code: "E0113", title: "declared rate below the probe kind's own rate" },
+    CodeInfo { code: "E0114", title: "wildcard attach point matches nothing" },
+    CodeInfo { code: "E0115", title: "context value not available in this probe kind" },
+    CodeInfo { code: "E0116", title: "wildcard attach point cannot be expanded" },
+    CodeInfo { code: "E0117", title: "wildcard attach point matches too many points" },
     // Types and map use.
     CodeInfo { code: "E0201", title: "type mismatch" },
     CodeInfo { code: "E0202", title: "implicit narrowing conversion" },
@@ -124,6 +143,23 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0225", title: "unknown function" },
     CodeInfo { code: "E0226", title: "wrong arguments to a built-in function" },
     CodeInfo { code: "E0227", title: "branches of `?:` with incompatible types" },
+    CodeInfo { code: "E0230", title: "`ustack`/`kstack` outside a map key" },
+    CodeInfo { code: "E0231", title: "stack key does not match the map's key type" },
+    CodeInfo { code: "E0232", title: "stack type outside a map's key types" },
+    CodeInfo { code: "E0233", title: "invalid stack depth" },
+    // Output statements (`emit`, `print`).
+    CodeInfo { code: "E0240", title: "unknown statement" },
+    CodeInfo { code: "E0241", title: "invalid `print` format" },
+    CodeInfo { code: "E0242", title: "`print` arguments do not match the format's conversions" },
+    CodeInfo { code: "E0243", title: "`print` argument of the wrong type for its conversion" },
+    CodeInfo { code: "E0244", title: "event record larger than the eBPF stack" },
+    CodeInfo { code: "E0245", title: "`emit` fields repeated or different from an earlier `emit`" },
+    // Activation rules of dormant probes (`activate when anomaly(..)`).
+    CodeInfo { code: "E0250", title: "unknown activation sentinel" },
+    CodeInfo { code: "E0251", title: "map cannot be an activation sentinel" },
+    CodeInfo { code: "E0252", title: "activation threshold out of range" },
+    CodeInfo { code: "E0253", title: "invalid activation duration" },
+    CodeInfo { code: "E0254", title: "malformed activation clause" },
     // Probe targets, budget and rates.
     CodeInfo { code: "E0301", title: "unknown probe kind" },
     CodeInfo { code: "E0302", title: "unknown tracepoint" },
@@ -156,6 +192,12 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0502", title: "invalid `-D NAME=VALUE` const override" },
     // Warnings.
     CodeInfo { code: "W0001", title: "unused local" },
+    CodeInfo { code: "W0002", title: "unused map" },
+    CodeInfo { code: "W0003", title: "unused const" },
+    CodeInfo { code: "W0004", title: "predicate is always false" },
+    CodeInfo { code: "W0005", title: "string compared with a literal longer than it can hold" },
+    CodeInfo { code: "W0100", title: "wildcard attach point expanded (a note)" },
+    CodeInfo { code: "W0101", title: "rate declared on a probe that runs once" },
     CodeInfo { code: "W0400", title: "hash map can only grow" },
 ];
 

@@ -45,9 +45,16 @@ fn write_probe(out: &mut String, probe: &Probe, program: &Program) {
         Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
         Attach::Uprobe { path, symbol, .. } => format!("uprobe:{path:?}:{symbol}"),
         Attach::Uretprobe { path, symbol, .. } => format!("uretprobe:{path:?}:{symbol}"),
+        Attach::RawTracepoint { .. } | Attach::Profile { .. } | Attach::Interval { .. } => probe.attach.full_name(),
+        Attach::Begin { .. } | Attach::End { .. } => probe.attach.full_name(),
     };
     let rate = probe.rate.map(|rate| format!(" rate <= {rate}/s")).unwrap_or_default();
-    let _ = writeln!(out, "\nprobe {attach}{rate}");
+    let activation = probe
+        .activation
+        .as_ref()
+        .map(|rule| format!(" activate when anomaly({}) > {} for {}s", rule.signal, rule.threshold, rule.for_seconds))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\nprobe {attach}{rate}{activation}");
     for (id, local) in probe.locals.iter().enumerate() {
         let _ = writeln!(out, "  local{id} {}: {}", local.name, local.ty);
     }
@@ -106,6 +113,11 @@ fn write_stmt(out: &mut String, stmt: &Stmt, depth: usize, program: &Program) {
             write_block(out, body, depth + 1, program);
             let _ = writeln!(out, "{indent}}}");
         }
+        StmtKind::Emit { event, values } => {
+            let values: Vec<String> = values.iter().map(|v| expr(v, program)).collect();
+            let name = program.events.get(*event).map_or("?", |e| e.name.as_str());
+            let _ = writeln!(out, "{indent}emit {name}#{event}({})", values.join(", "));
+        }
     }
 }
 
@@ -151,6 +163,7 @@ pub fn expr(e: &Expr, program: &Program) -> String {
             format!("ctx[{offset}, {size}{}]", if *signed { ", signed" } else { "" })
         }
         ExprKind::CtxStr { offset, len } => format!("ctx_str[{offset}, {len}]"),
+        ExprKind::StackId { user, depth } => format!("{}stack({depth})", if *user { 'u' } else { 'k' }),
         ExprKind::ReadStr { ptr, len, space } => {
             let space = match space {
                 crate::hir::AddressSpace::User => "user",

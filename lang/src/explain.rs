@@ -53,6 +53,15 @@ pub struct Page {
     pub right: Example,
 }
 
+/// The `example::` modules the module pages' examples use (`ppisc explain` prints them in
+/// the details; the explain test checks the examples against exactly these).
+pub const EXAMPLE_MODULES: &[(&str, &str)] = &[
+    ("example::calls", "map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+    ("example::ring_a", "use example::ring_b;\n"),
+    ("example::ring_b", "use example::ring_a;\n"),
+    ("example::budgeted", "budget 0.1%;\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+];
+
 use Example::Text;
 use ExampleLanguage::{Ir, Ppl};
 
@@ -215,6 +224,46 @@ for several integers, use several keys: `count[u32, u32]`.",
         wrong: Text("map pairs: count[u32[2]] max 1024;\n"),
         right: Text("map pairs: count[u32, u32] max 1024;\n"),
     },
+    Page {
+        code: "E0013",
+        summary: "A `use` names a module that does not exist.",
+        details: "`use stdlib::syscalls::latency;` loads `syscalls/latency.ppl` from the standard library: \
+the directory given with `ppisc --stdlib DIR`, else `$PPIS_STDLIB`, else the `stdlib/` of the source tree \
+ppisc was built from, else the copy compiled into ppisc. Module paths start with `stdlib::`. The examples \
+of these pages use a small `example::` library: `example::calls` counts syscalls in a map `calls`.",
+        language: Ppl,
+        wrong: Text("use example::cals;\n"),
+        right: Text("use example::calls;\n"),
+    },
+    Page {
+        code: "E0014",
+        summary: "Modules that use each other in a circle.",
+        details: "A module's items join the program once, after the modules it uses, so a module cannot \
+(directly or through others) use itself. Here `example::ring_a` uses `example::ring_b`, which uses \
+`example::ring_a`. Move what both need into a third module that neither uses back.",
+        language: Ppl,
+        wrong: Text("use example::ring_a;\n"),
+        right: Text("use example::calls;\n"),
+    },
+    Page {
+        code: "E0015",
+        summary: "A map or const of the same name in a module and in the main file (or in two modules).",
+        details: "Maps and consts of every file share one namespace (the runtime prints maps by name, and \
+`-D NAME=VALUE` sets consts by name), so a name may be defined in one file only. The message names both \
+files. `example::calls` declares the map `calls`: rename the main file's map.",
+        language: Ppl,
+        wrong: Text("use example::calls;\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_exit rate <= 1k/s {\n    calls.inc();\n}\n"),
+        right: Text("use example::calls;\n\nmap exits: count;\n\nprobe tracepoint:raw_syscalls:sys_exit rate <= 1k/s {\n    exits.inc();\n}\n"),
+    },
+    Page {
+        code: "E0016",
+        summary: "A `budget` in a module.",
+        details: "The overhead budget is the whole program's, so only the main file sets it. \
+`example::budgeted` declares `budget 0.1%;`: remove it from the module and put it in the main file.",
+        language: Ppl,
+        wrong: Text("use example::budgeted;\n"),
+        right: Text("budget 0.1%;\nuse example::calls;\n"),
+    },
     // ------------------------------------------------------------------------- names
     Page {
         code: "E0101",
@@ -279,6 +328,82 @@ two) and `lhist(lo, hi, step)` (linear buckets), and `hash` for plain key/value 
         language: Ppl,
         wrong: Text("map start: hash[u32] -> u64 max 1024;\nmap next: hash[u32] -> u64 max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    next[tid] = start + 1;\n}\n"),
         right: Text("map start: hash[u32] -> u64 max 1024;\nmap next: hash[u32] -> u64 max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    next[tid] = (start[tid] ?? 0) + 1;\n}\n"),
+    },
+    Page {
+        code: "E0110",
+        summary: "A `rawtracepoint`, `profile`, `interval`, `begin` or `end` attach point without the parts its kind needs.",
+        details: "The forms are `rawtracepoint:NAME`, `profile:hz:N` (N samples a second on every CPU), \
+`interval:ms:N` and `interval:s:N` (a timer on one CPU), and bare `begin` and `end`. N is a \
+plain decimal integer.",
+        language: Ppl,
+        wrong: Text("map samples: count[u32] max 1024;\n\nprobe profile:99 {\n    samples[cpu].inc();\n}\n"),
+        right: Text("map samples: count[u32] max 1024;\n\nprobe profile:hz:99 {\n    samples[cpu].inc();\n}\n"),
+    },
+    Page {
+        code: "E0111",
+        summary: "A raw tracepoint the host does not have.",
+        details: "Raw tracepoints are named without their category (`sys_enter`, `sched_switch`): the names \
+are those of `/sys/kernel/tracing/available_events` after the `:`.",
+        language: Ppl,
+        wrong: Text("map calls: count;\n\nprobe rawtracepoint:sys_entr rate <= 1k/s {\n    calls.inc();\n}\n"),
+        right: Text("map calls: count;\n\nprobe rawtracepoint:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "E0112",
+        summary: "A `profile` frequency or `interval` period the kernel cannot honour.",
+        details: "`profile:hz:N` takes 1 to 100000 Hz (the kernel throttles higher sample rates anyway); \
+`interval` periods go from 1 ms to one day.",
+        language: Ppl,
+        wrong: Text("map samples: count[u32] max 1024;\n\nprobe profile:hz:0 {\n    samples[cpu].inc();\n}\n"),
+        right: Text("map samples: count[u32] max 1024;\n\nprobe profile:hz:99 {\n    samples[cpu].inc();\n}\n"),
+    },
+    Page {
+        code: "E0113",
+        summary: "A `rate` declaration below the rate a `profile` or `interval` probe fires at by construction.",
+        details: "`profile:hz:N` fires N times a second on every CPU and `interval` once per period, so their \
+rate is known and the overhead check uses it without any declaration. Declaring less would \
+be a false promise: remove the declaration, or declare at least the implied rate.",
+        language: Ppl,
+        wrong: Text("map samples: count[u32] max 1024;\n\nprobe profile:hz:99 rate <= 100/s {\n    samples[cpu].inc();\n}\n"),
+        right: Text("map samples: count[u32] max 1024;\n\nprobe profile:hz:99 {\n    samples[cpu].inc();\n}\n"),
+    },
+    Page {
+        code: "E0114",
+        summary: "A wildcard attach point that matches no tracepoint or symbol.",
+        details: "`*` in the last part of an attach point expands, when the file is checked, to every \
+tracepoint of the category (from tracefs) or function of the binary (from its ELF symbols) \
+that matches. The help lists the closest names.",
+        language: Ppl,
+        wrong: Text("map opens: count;\n\nprobe tracepoint:syscalls:sys_enter_opne* rate <= 1k/s {\n    opens.inc();\n}\n"),
+        right: Text("map opens: count;\n\nprobe tracepoint:syscalls:sys_enter_openat rate <= 1k/s {\n    opens.inc();\n}\n"),
+    },
+    Page {
+        code: "E0115",
+        summary: "`args`, `arg0`..`arg5` or `retval` in a probe kind that does not have them.",
+        details: "Raw tracepoints have `arg0`..`arg5` (their u64 arguments) but no named fields and no return \
+value; `profile`, `interval`, `begin` and `end` probes have no context at all and read \
+builtins only (pid, tid, comm, cpu, nsecs, uid).",
+        language: Ppl,
+        wrong: Text("map first: max;\n\nprobe profile:hz:99 {\n    first.record(arg0);\n}\n"),
+        right: Text("map first: max;\n\nprobe profile:hz:99 {\n    first.record(cpu);\n}\n"),
+    },
+    Page {
+        code: "E0116",
+        summary: "A wildcard the checker cannot expand: in a category or path, or on a host it cannot ask.",
+        details: "Only the last part of an attach point (tracepoint name, symbol, raw tracepoint name) may \
+hold `*`. Expansion reads tracefs and ELF files, so it needs the target host.",
+        language: Ppl,
+        wrong: Text("map opens: count;\n\nprobe tracepoint:sys*:sys_enter_openat rate <= 1k/s {\n    opens.inc();\n}\n"),
+        right: Text("map opens: count;\n\nprobe tracepoint:syscalls:sys_enter_openat rate <= 1k/s {\n    opens.inc();\n}\n"),
+    },
+    Page {
+        code: "E0117",
+        summary: "A wildcard that matches more than 256 attach points.",
+        details: "Every match becomes its own program in the kernel, loaded and attached separately, so a \
+pattern as broad as `*` would load hundreds. Narrow the pattern.",
+        language: Ppl,
+        wrong: Text("map calls: count;\n\nprobe uprobe:/usr/lib/libhuge.so:fn_* rate <= 1k/s {\n    calls.inc();\n}\n"),
+        right: Text("map calls: count;\n\nprobe uprobe:/usr/lib/libhuge.so:fn_1 rate <= 1k/s {\n    calls.inc();\n}\n"),
     },
     // ------------------------------------------------------------------------- types
     Page {
@@ -526,6 +651,160 @@ evaluated.",
         language: Ppl,
         wrong: Text("map calls: count[u64] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls[pid == 1 ? 0 : \"user\"].inc();\n}\n"),
         right: Text("map calls: count[u64] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls[pid == 1 ? 0 : 1].inc();\n}\n"),
+    },
+    Page {
+        code: "E0230",
+        summary: "`ustack` or `kstack` used as a value rather than as a map key.",
+        details: "A stack is recorded by the kernel in a stack map and named by an id that user space \
+resolves into symbolised frames when it reads the maps. So `ustack`, `kstack`, `ustack(N)` and \
+`kstack(N)` may only be written directly as a key (or one part of a tuple key) of a map whose key \
+type is the matching stack type, e.g. `map s: count[ustack] max 1024;` and `s[ustack].inc();`.",
+        language: Ppl,
+        wrong: Text("map depth: sum;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    depth.add(kstack);\n}\n"),
+        right: Text("map stacks: count[kstack] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[kstack].inc();\n}\n"),
+    },
+    Page {
+        code: "E0231",
+        summary: "A map key and the map's declared key type disagree about stacks.",
+        details: "A key declared `ustack[N]` (user stack, N frames) or `kstack[N]` must be written \
+`ustack(N)`/`kstack(N)` with the same kind and depth (a plain `ustack` or `kstack` means the \
+declared depth); a stack may not be used for a key of another type, nor another value for a \
+stack key. A plain `ustack`/`kstack` type keeps 127 frames.",
+        language: Ppl,
+        wrong: Text("map stacks: count[str[16], kstack[16]] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[comm, ustack(16)].inc();\n}\n"),
+        right: Text("map stacks: count[str[16], kstack[16]] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[comm, kstack(16)].inc();\n}\n"),
+    },
+    Page {
+        code: "E0232",
+        summary: "A stack type used as a map's value type or as the target of a cast.",
+        details: "Stack types (`ustack`, `kstack`, `ustack[N]`, `kstack[N]`) name stack ids the runtime \
+symbolises when it reads a map's keys; they exist only among a map's key types.",
+        language: Ppl,
+        wrong: Text("map last: hash[u32] -> ustack max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    last[pid] = 1;\n}\n"),
+        right: Text("map stacks: count[u32, ustack] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[pid, ustack].inc();\n}\n"),
+    },
+    Page {
+        code: "E0233",
+        summary: "A stack depth that is not a constant from 1 to 127.",
+        details: "`ustack(N)`/`kstack(N)` and the types `ustack[N]`/`kstack[N]` keep at most N frames; \
+N must be a compile-time constant from 1 to 127 (the kernel's default `perf_event_max_stack`). \
+Each distinct (kind, depth) gets its own kernel stack map of N 8-byte frames per entry.",
+        language: Ppl,
+        wrong: Text("map stacks: count[ustack[16]] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[ustack(cpu)].inc();\n}\n"),
+        right: Text("map stacks: count[ustack[16]] max 1024;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    stacks[ustack(16)].inc();\n}\n"),
+    },
+    // -------------------------------------------------------------- output statements
+    Page {
+        code: "E0240",
+        summary: "A statement that starts with a word the language does not know.",
+        details: "Besides assignments and map updates, a statement may be `emit NAME { field: value, .. };`, which \
+sends a structured event to user space, or `print(\"format\", args..);`, which prints a line. `emit` and \
+`print` are not reserved words, so a misspelt one reads as an unknown statement.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emitt call { n: pid };\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emit call { n: pid };\n}\n"),
+    },
+    Page {
+        code: "E0241",
+        summary: "A `print` format that is not a string literal or has an unknown conversion.",
+        details: "The format is checked at compile time, so it must be written out as a string literal. Its \
+conversions are `%d` (signed decimal), `%u` (unsigned decimal), `%x` (hexadecimal) and `%s` (string); \
+`%%` prints a percent sign.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"pid=%f\\n\", pid);\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"pid=%d\\n\", pid);\n}\n"),
+    },
+    Page {
+        code: "E0242",
+        summary: "`print` got more or fewer arguments than its format has conversions.",
+        details: "Each conversion (`%d`, `%u`, `%x`, `%s`) takes the next argument, in order; every argument needs \
+one. The error points at the first conversion without an argument, or the first argument without a \
+conversion.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"%d %d\\n\", pid);\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"%d %d\\n\", pid, tid);\n}\n"),
+    },
+    Page {
+        code: "E0243",
+        summary: "A `print` argument whose type does not suit its conversion.",
+        details: "`%d`, `%u` and `%x` print integers; `%s` prints strings (`str[N]`). A bool prints as a number \
+with `b ? 1 : 0`.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"%d\\n\", comm);\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    print(\"%s\\n\", comm);\n}\n"),
+    },
+    Page {
+        code: "E0244",
+        summary: "An event whose record does not fit on the 512-byte eBPF stack.",
+        details: "A probe builds each `emit` or `print` record on its stack before copying it to the ring buffer: \
+a 4-byte event-type id, then the values at their natural alignment, rounded up to 8 bytes. The whole \
+record must fit in the 512 bytes of the eBPF stack; send shorter strings or fewer values.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emit big { a: str(args.args[0], 256), b: str(args.args[1], 256) };\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emit big { a: str(args.args[0], 256) };\n}\n"),
+    },
+    Page {
+        code: "E0245",
+        summary: "An `emit` that repeats a field, or names other fields than an earlier `emit` of the same event.",
+        details: "All `emit`s of one name send one event type: the first fixes its fields and their types, and the \
+runtime decodes every record with that schema. Later `emit`s must give the same fields (in any order), \
+each once; their values are converted to the first one's types.",
+        language: Ppl,
+        wrong: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emit call { n: pid };\n    if tid > 1 {\n        emit call { count: pid };\n    }\n}\n"),
+        right: Text("probe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    emit call { n: pid };\n    if tid > 1 {\n        emit call { n: tid };\n    }\n}\n"),
+    },
+    // -------------------------------------------------------------- activation rules
+    Page {
+        code: "E0250",
+        summary: "A dormant probe's sentinel names no map of the file.",
+        details: "`activate when anomaly(SENTINEL) ...` makes the probe dormant: ppisd attaches it when the \
+activator is confident the SENTINEL aggregation looks anomalous. SENTINEL must be a map declared in \
+the same file (which cheap, always-attached probes update), or `bundle::map` for a sentinel of another \
+bundle loaded by the same ppisd (checked when the daemon loads the bundle).",
+        language: Ppl,
+        wrong: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latncy) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+        right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+    },
+    Page {
+        code: "E0251",
+        summary: "The sentinel is a map that gives no per-window signal.",
+        details: "Each tick the daemon turns the sentinel into one observation: the p99 of a `hist`/`lhist`'s \
+new values, the mean of an `avg`'s, the rate of a `count` or `sum`. A `min` or `max` never goes back \
+down and a hash or array holds values, not events, so none of them can say whether this window is \
+abnormal.",
+        language: Ppl,
+        wrong: Text("map latency: hist;\nmap biggest: max;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n    biggest.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(biggest) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+        right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+    },
+    Page {
+        code: "E0252",
+        summary: "The activation threshold is not a probability strictly between 0 and 1.",
+        details: "The threshold is the posterior probability of an anomaly at which the probe is attached. \
+0 would attach it always and 1 never, so neither is allowed; values such as 0.85 to 0.99 are typical \
+(higher means fewer, later activations).",
+        language: Ppl,
+        wrong: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+        right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+    },
+    Page {
+        code: "E0253",
+        summary: "The activation duration is zero or has an unknown unit.",
+        details: "`for N` says how long the posterior must stay above the threshold before the probe is attached, \
+which keeps a single noisy window from attaching it. It must be positive and written in seconds, \
+minutes or hours: `for 10s`, `for 2m`, `for 1h`.",
+        language: Ppl,
+        wrong: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 0s {\n    slow_args[arg0].inc();\n}\n"),
+        right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+    },
+    Page {
+        code: "E0254",
+        summary: "A probe clause that looks like an activation rule but is not one.",
+        details: "The only clause between a probe's attach point (and `rate`) and its `when` predicate or body is \
+`activate when anomaly(SENTINEL) > P for DURATION`; the words `activate` and `anomaly` must be spelt \
+exactly.",
+        language: Ppl,
+        wrong: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activated when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
+        right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
     },
     // ------------------------------------------------------------------ probe targets
     Page {
@@ -818,10 +1097,70 @@ silences the warning.",
         right: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    let _me = pid;\n    calls.inc();\n}\n"),
     },
     Page {
+        code: "W0002",
+        summary: "A map no probe uses.",
+        details: "A map declared but never updated, read or deleted from by any probe (nor named as an \
+activation sentinel) stays empty: probably a leftover or a misspelt map. Remove it; a name starting \
+with `_` silences the warning.",
+        language: Ppl,
+        wrong: Text("map calls: count;\nmap exits: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+        right: Text("map calls: count;\nmap _exits: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "W0003",
+        summary: "A const nothing reads.",
+        details: "Neither a probe nor another const reads it, so setting it (also with `-D NAME=VALUE`) \
+changes nothing. Remove it; a name starting with `_` silences the warning.",
+        language: Ppl,
+        wrong: Text("const TARGET = 42;\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    calls.inc();\n}\n"),
+        right: Text("const TARGET = 42;\n\nmap calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when pid == TARGET {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "W0004",
+        summary: "A `when` predicate that can never be true, so the probe never runs.",
+        details: "The checker folds literals and consts (`when 1 > 2`, `when DEBUG && ..` with `DEBUG` \
+false) and looks at `&&` chains that require one value (`pid`, `tid`, `comm`, `args.FIELD`, `argN`, ...) to \
+equal two different constants, or to equal and differ from the same one: `when pid == 1 && pid == 2`. \
+Usually `||` was meant.",
+        language: Ppl,
+        wrong: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when pid == 1 && pid == 2 {\n    calls.inc();\n}\n"),
+        right: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when pid == 1 || pid == 2 {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "W0005",
+        summary: "A bounded string compared with a literal longer than it can ever hold.",
+        details: "`str(ptr, N)` reads at most N-1 bytes (the last is the NUL), `comm` at most 15, a \
+`char[N]` tracepoint field at most N. Compared with a longer literal, `==` is always false and `!=` always \
+true. Read a longer string (`str(ptr, 64)`) or compare a shorter literal.",
+        language: Ppl,
+        wrong: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when comm == \"systemd-journald-worker\" {\n    calls.inc();\n}\n"),
+        right: Text("map calls: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s when comm == \"systemd-journal\" {\n    calls.inc();\n}\n"),
+    },
+    Page {
+        code: "W0100",
+        summary: "A note: the attach points a wildcard expanded to.",
+        details: "Not a problem: the note lists what `*` matched on this host, one probe per match. The body \
+is checked against each match, and a declared `rate` applies to each match separately. Use \
+the `probe` builtin to tell the matches apart in a map key.",
+        language: Ppl,
+        wrong: Text("map opens: count[str[64]] max 16;\n\nprobe tracepoint:syscalls:sys_enter_open* rate <= 1k/s {\n    opens[probe].inc();\n}\n"),
+        right: Text("map opens: count[str[64]] max 16;\n\nprobe tracepoint:syscalls:sys_enter_openat rate <= 1k/s {\n    opens[probe].inc();\n}\n"),
+    },
+    Page {
+        code: "W0101",
+        summary: "A `rate` declared on `begin` or `end`, which run exactly once.",
+        details: "`begin` runs once before the other probes attach and `end` once after they detach, so their \
+cost is paid once and no rate applies. Remove the declaration.",
+        language: Ppl,
+        wrong: Text("map started: max;\n\nprobe begin rate <= 1/s {\n    started.record(nsecs);\n}\n"),
+        right: Text("map started: max;\n\nprobe begin {\n    started.record(nsecs);\n}\n"),
+    },
+    Page {
         code: "W0400",
         summary: "A hash map is inserted into but never deleted from, so it fills up.",
         details: "Once `max N` entries exist, further inserts fail and events go unrecorded. The \
-message estimates how soon at the declared rates. Delete entries once done with them.",
+message estimates how soon at the declared rates. Delete entries once done with them. (The \
+checker has no lint of its own for this: only the verifier knows the rates, so W0400 is the one warning.)",
         language: Ppl,
         wrong: Text("map started: hash[u32] -> u64 max 4096;\nmap lat: hist;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 50/s {\n    started[tid] = nsecs;\n}\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 50/s {\n    if let t0 = started[tid] {\n        lat.record(nsecs - t0);\n    }\n}\n"),
         right: Text("map started: hash[u32] -> u64 max 4096;\nmap lat: hist;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 50/s {\n    started[tid] = nsecs;\n}\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 50/s {\n    if let t0 = started[tid] {\n        lat.record(nsecs - t0);\n        delete started[tid];\n    }\n}\n"),

@@ -302,6 +302,10 @@ impl<'src> Printer<'src> {
                 self.single_line(map.span, text, blank);
             }
             Item::Probe(probe) => self.probe(probe, blank),
+            Item::Use(decl) => {
+                let text = format!("use {};", decl.path_text());
+                self.single_line(decl.span, text, blank);
+            }
             Item::Error(span) => self.single_line(*span, self.verbatim(*span), blank),
         }
     }
@@ -353,12 +357,15 @@ impl<'src> Printer<'src> {
         let attach_end = probe.attach.last().map_or(start, |point| point.span.end as usize);
         let rate = probe.rate.as_ref().map(|rate| (format!("rate <= {}/s", self.rate_value(rate.span)), rate.span));
         let when = probe.predicate.as_ref().map(|predicate| (format!("when {}", self.expr(predicate)), predicate.span));
+        let activate = probe.activation.as_ref().map(|activation| (self.activation(activation), activation.span));
+        // Clauses in source order: `rate`, `activate`, `when`.
+        let clauses: Vec<(String, Span)> = rate.into_iter().chain(activate).chain(when).collect();
         let mut one_line = format!("probe {attach}");
-        for (clause, _) in rate.iter().chain(when.iter()) {
+        for (clause, _) in &clauses {
             one_line.push(' ');
             one_line.push_str(clause);
         }
-        let has_clauses = rate.is_some() || when.is_some();
+        let has_clauses = !clauses.is_empty();
         let fits = one_line.chars().count() + " {".len() <= MAX_WIDTH;
         let commented = self.has_pending_comment_in(attach_end, probe.body.span.start as usize);
         if !has_clauses || (fits && !commented) {
@@ -368,7 +375,7 @@ impl<'src> Printer<'src> {
             self.open_line(start, format!("probe {attach}"), blank);
             self.append("", attach_end);
             self.indent += 1;
-            for (clause, span) in rate.iter().chain(when.iter()) {
+            for (clause, span) in &clauses {
                 self.open_line(span.start as usize, clause.clone(), Blank::Never);
                 self.append("", span.end as usize);
             }
@@ -433,6 +440,19 @@ impl<'src> Printer<'src> {
                 self.block(body);
                 self.finish_line();
                 return;
+            }
+            StmtKind::Emit { name, fields } => {
+                let fields: Vec<String> =
+                    fields.iter().map(|field| format!("{}: {}", field.name.node, self.expr(&field.value))).collect();
+                if fields.is_empty() {
+                    format!("emit {} {{}};", name.node)
+                } else {
+                    format!("emit {} {{ {} }};", name.node, fields.join(", "))
+                }
+            }
+            StmtKind::Print { args } => {
+                let args: Vec<String> = args.iter().map(|arg| self.expr(arg)).collect();
+                format!("print({});", args.join(", "))
             }
             StmtKind::Error => self.verbatim(stmt.span),
             // Statements added to the language after this printer: kept as written.
@@ -607,6 +627,16 @@ impl<'src> Printer<'src> {
         value.to_string()
     }
 
+    /// `activate when anomaly(SENTINEL) > P for Ns`, keeping the threshold as written.
+    fn activation(&self, activation: &Activation) -> String {
+        let bundle = activation.bundle.as_ref().map(|bundle| format!("{}::", bundle.node)).unwrap_or_default();
+        let threshold = self.source.get(activation.threshold.span.range()).unwrap_or("").trim().to_string();
+        format!(
+            "activate when anomaly({bundle}{}) > {threshold} for {}{}",
+            activation.sentinel.node, activation.duration.node, activation.unit.node
+        )
+    }
+
     /// The number of `rate <= N/s` as written (`10k`): the span covers `N/s`, and `N` is
     /// everything before the first `/`.
     fn rate_value(&self, span: Span) -> String {
@@ -672,6 +702,7 @@ fn type_text(ty: &TypeExpr) -> String {
     match &ty.kind {
         TypeExprKind::Named(name) => name.clone(),
         TypeExprKind::Str(len) => format!("str[{len}]"),
+        TypeExprKind::Stack { user, depth } => format!("{}stack[{depth}]", if *user { 'u' } else { 'k' }),
     }
 }
 
@@ -681,6 +712,11 @@ fn attach_text(kind: &AttachKind) -> String {
         AttachKind::Uprobe { path, symbol } => ("uprobe", vec![path, symbol]),
         AttachKind::Uretprobe { path, symbol } => ("uretprobe", vec![path, symbol]),
         AttachKind::Unknown { kind, parts } => (kind.as_str(), parts.iter().map(String::as_str).collect()),
+        AttachKind::RawTracepoint { name } => ("rawtracepoint", vec![name]),
+        AttachKind::Profile { hz } => return format!("profile:hz:{hz}"),
+        AttachKind::Interval { unit, count } => return format!("interval:{}:{count}", unit.as_str()),
+        AttachKind::Begin => return "begin".to_string(),
+        AttachKind::End => return "end".to_string(),
     };
     let mut text = kind.to_string();
     for part in parts {
@@ -696,7 +732,7 @@ fn attach_text(kind: &AttachKind) -> String {
 
 /// Characters an unquoted attach-point part may hold (as the lexer reads them).
 fn is_path_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'+' | b'@' | b'$')
+    byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'+' | b'@' | b'$' | b'*')
 }
 
 /// A string literal with the lexer's escapes.

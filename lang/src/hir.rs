@@ -17,6 +17,101 @@ pub struct Program {
     pub budget_percent: f64,
     pub maps: Vec<MapDef>,
     pub probes: Vec<Probe>,
+    /// Event types sent by `emit` and `print`, indexed by `EventId`.
+    pub events: Vec<EventDef>,
+}
+
+pub type EventId = usize;
+
+/// Bytes before an event record's fields: the `u32` event-type id, then padding.
+pub const EVENT_HEADER_BYTES: u32 = 4;
+
+impl EventDef {
+    /// Byte offset of each field in the record (see [`record_layout`]).
+    pub fn field_offsets(&self) -> Vec<u32> {
+        record_layout(self.fields.iter().map(|f| f.ty)).0
+    }
+
+    /// The record's size in bytes (see [`record_layout`]).
+    pub fn record_size(&self) -> u32 {
+        record_layout(self.fields.iter().map(|f| f.ty)).1
+    }
+}
+
+/// The byte layout of an event record holding values of `types`, in order: the header
+/// ([`EVENT_HEADER_BYTES`]), then each value at its type's alignment, like a C struct, except
+/// that strings start on 8 bytes (so that the probe copies them a word at a time); the size
+/// is rounded up to 8 bytes (a stack slot's unit). Returns the offsets and the size.
+pub fn record_layout(types: impl IntoIterator<Item = Ty>) -> (Vec<u32>, u32) {
+    let mut end = EVENT_HEADER_BYTES;
+    let offsets = types
+        .into_iter()
+        .map(|ty| {
+            let align = if matches!(ty, Ty::Str { .. }) { 8 } else { ty.align().max(1) };
+            let at = end.div_ceil(align) * align;
+            end = at + ty.size();
+            at
+        })
+        .collect();
+    (offsets, end.div_ceil(8) * 8)
+}
+
+/// One event type: an `emit NAME` (all `emit`s of a name share it) or one `print` statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventDef {
+    /// The `emit`'s name; `print` for a `print` statement.
+    pub name: String,
+    /// The first `emit` of the name, or the `print` statement.
+    pub span: Span,
+    /// The values the record carries, in order.
+    pub fields: Vec<EventField>,
+    /// For `print`: the format, whose conversions take the fields in order.
+    pub format: Option<PrintFormat>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventField {
+    /// The field's name (`arg0`, `arg1`, .. for `print`).
+    pub name: String,
+    pub ty: Ty,
+}
+
+/// A checked `print` format: literal text and conversions, alternating as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrintFormat {
+    pub pieces: Vec<FormatPiece>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FormatPiece {
+    /// Text printed as is (`%%` already turned into `%`).
+    Text(String),
+    /// A conversion of the next argument.
+    Conversion(Conversion),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    /// `%d`: a signed decimal integer.
+    Signed,
+    /// `%u`: an unsigned decimal integer.
+    Unsigned,
+    /// `%x`: lower-case hexadecimal.
+    Hex,
+    /// `%s`: a string.
+    Str,
+}
+
+impl Conversion {
+    /// The specifier as written, e.g. `%d`.
+    pub fn specifier(self) -> &'static str {
+        match self {
+            Conversion::Signed => "%d",
+            Conversion::Unsigned => "%u",
+            Conversion::Hex => "%x",
+            Conversion::Str => "%s",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +171,8 @@ pub struct Probe {
     pub span: Span,
     /// Declared event rate, events per second.
     pub rate: Option<u64>,
+    /// A dormant probe's activation rule; `None`: attached as soon as it is loaded.
+    pub activation: Option<Activation>,
     /// Evaluated first; the body runs only when it is true.
     pub predicate: Option<Expr>,
     pub body: Vec<Stmt>,
@@ -83,11 +180,50 @@ pub struct Probe {
     pub locals: Vec<Local>,
 }
 
+/// `activate when anomaly(SIGNAL) > threshold for for_seconds`, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activation {
+    /// The sentinel aggregation: a map of this file, or `bundle::map` in another bundle.
+    pub signal: String,
+    /// In (0, 1).
+    pub threshold: f64,
+    /// Positive.
+    pub for_seconds: f64,
+    pub span: Span,
+}
+
+/// Where a probe attaches. `RawTracepoint`: a raw tracepoint, whose `arg0..` are its u64
+/// arguments; `Profile`: perf-event CPU sampling at `hz` on every CPU; `Interval`: a timer
+/// firing every `period_ms` on one CPU; `Begin`/`End`: run once before the other probes
+/// attach / after they are detached.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attach {
     Tracepoint { category: String, name: String, span: Span },
     Uprobe { path: String, symbol: String, span: Span },
     Uretprobe { path: String, symbol: String, span: Span },
+    RawTracepoint { name: String, span: Span },
+    Profile { hz: u64, span: Span },
+    Interval { period_ms: u64, span: Span },
+    Begin { span: Span },
+    End { span: Span },
+}
+
+impl Attach {
+    /// The attach point's full name, as the `probe` builtin gives it and messages print it:
+    /// `tracepoint:CAT:NAME`, `uprobe:PATH:SYMBOL`, `profile:hz:99`, `begin`, ... (intervals in
+    /// milliseconds whatever unit the source used).
+    pub fn full_name(&self) -> String {
+        match self {
+            Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
+            Attach::Uprobe { path, symbol, .. } => format!("uprobe:{path}:{symbol}"),
+            Attach::Uretprobe { path, symbol, .. } => format!("uretprobe:{path}:{symbol}"),
+            Attach::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
+            Attach::Profile { hz, .. } => format!("profile:hz:{hz}"),
+            Attach::Interval { period_ms, .. } => format!("interval:ms:{period_ms}"),
+            Attach::Begin { .. } => "begin".to_string(),
+            Attach::End { .. } => "end".to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -150,6 +286,12 @@ pub enum StmtKind {
         start: Expr,
         end: Expr,
         body: Vec<Stmt>,
+    },
+    /// `emit NAME { .. }` and `print(..)`: sends one record of event type `event` with
+    /// `values` (of the event's field types, in field order) to user space.
+    Emit {
+        event: EventId,
+        values: Vec<Expr>,
     },
 }
 
@@ -227,6 +369,12 @@ pub enum ExprKind {
     /// Conversion to `ty`: integer truncation/extension per the source's signedness,
     /// `str[N]` to a longer `str[M]` by NUL padding.
     Cast(Box<Expr>),
+    /// `ustack`/`kstack(N)` as a map key (type `Ty::Stack`): the current user or kernel stack
+    /// recorded in the program's stack map for (`user`, `depth`), as its stack id.
+    StackId {
+        user: bool,
+        depth: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -59,6 +59,9 @@ pub enum Tok<'src> {
     Budget,
     #[token("const")]
     Const,
+    /// `use stdlib::syscalls::latency;` pulls a module's items into the program.
+    #[token("use")]
+    Use,
     #[token("map")]
     Map,
     #[token("probe")]
@@ -199,6 +202,7 @@ impl Tok<'_> {
         match self {
             Tok::Budget => "budget",
             Tok::Const => "const",
+            Tok::Use => "use",
             Tok::Map => "map",
             Tok::Probe => "probe",
             Tok::Rate => "rate",
@@ -459,9 +463,10 @@ impl<'src> Lexer<'src> {
     }
 }
 
-/// Characters of an unquoted path or symbol in an attach point.
+/// Characters of an unquoted path or symbol in an attach point (`*` for wildcards, which the
+/// checker expands).
 fn is_path_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'+' | b'@' | b'$')
+    byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'.' | b'-' | b'_' | b'+' | b'@' | b'$' | b'*')
 }
 
 /// Skips whitespace and `//` comments from `index`.

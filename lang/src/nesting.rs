@@ -21,7 +21,7 @@ pub const MAX_EXPRESSION_WEIGHT: usize = 256;
 pub const MAX_BLOCK_DEPTH: usize = 64;
 
 fn is_item_start(token: &Tok<'_>) -> bool {
-    matches!(token, Tok::Budget | Tok::Const | Tok::Map | Tok::Probe)
+    matches!(token, Tok::Budget | Tok::Const | Tok::Map | Tok::Probe | Tok::Use)
 }
 
 /// Tokens that add a level to an expression tree.

@@ -81,6 +81,7 @@ fn item_span(item: &Item) -> Span {
         Item::Budget { span, .. } | Item::Const { span, .. } | Item::Error(span) => *span,
         Item::Map(map) => map.span,
         Item::Probe(probe) => probe.span,
+        Item::Use(decl) => decl.span,
     }
 }
 
@@ -250,6 +251,19 @@ pub(crate) mod actions {
                 );
                 return None;
             }
+            (kind @ ("rawtracepoint" | "profile" | "interval" | "begin" | "end"), _) => {
+                match crate::attach_kinds::parse_timed_or_once(kind, &spec.parts) {
+                    Ok(kind) => kind,
+                    Err(expected) => {
+                        diags.push(
+                            Diagnostic::error("E0110", format!("malformed {kind} attach point"), span)
+                                .label(format!("expected `{expected}`"))
+                                .with_help(crate::attach_kinds::example(kind)),
+                        );
+                        return None;
+                    }
+                }
+            }
             _ => AttachKind::Unknown { kind: spec.kind, parts: spec.parts },
         };
         Some(AttachPoint { kind, span })
@@ -340,6 +354,9 @@ pub(crate) mod actions {
         if name == "str" {
             return TypeExpr { kind: TypeExprKind::Str(len), span };
         }
+        if name == "ustack" || name == "kstack" {
+            return TypeExpr { kind: TypeExprKind::Stack { user: name == "ustack", depth: len }, span };
+        }
         diags.push(
             Diagnostic::error("E0012", format!("`{name}` does not take a length"), span)
                 .label("only `str[N]` has a length")
@@ -357,6 +374,38 @@ pub(crate) mod actions {
             );
         }
         Spanned { node: value, span }
+    }
+
+    /// `activate when anomaly(..) > P for Ns`: the two contextual words are checked here (the
+    /// range of `P` and the unit are the checker's, so the formatter keeps what was written).
+    #[allow(clippy::too_many_arguments)]
+    pub fn activation(
+        activate: Ident,
+        function: Ident,
+        bundle: Option<Ident>,
+        sentinel: Ident,
+        threshold: Spanned<f64>,
+        duration: Spanned<u64>,
+        unit: Ident,
+        span: Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Activation {
+        if activate.node != "activate" {
+            diags.push(
+                Diagnostic::error("E0254", format!("expected `activate`, found `{}`", activate.node), activate.span)
+                    .label("a probe clause here must be `activate when anomaly(..) > P for Ns`")
+                    .with_help("write `activate when anomaly(sentinel_map) > 0.85 for 10s`"),
+            );
+        } else if function.node != "anomaly" {
+            diags.push(
+                Diagnostic::error("E0254", format!("unknown activation signal `{}`", function.node), function.span)
+                    .label("expected `anomaly`")
+                    .with_help(
+                        "the activator decides on `anomaly(sentinel_map)`: the posterior probability of an anomaly",
+                    ),
+            );
+        }
+        Activation { bundle, sentinel, threshold, duration, unit, span }
     }
 
     pub fn coalesce(lhs: Expr, default: Expr, diags: &mut Vec<Diagnostic>) -> Expr {
@@ -377,6 +426,37 @@ pub(crate) mod actions {
             }
         };
         Expr { kind: ExprKind::Coalesce { source, default: Box::new(default) }, span }
+    }
+
+    /// `emit NAME { f: e, .. }`: the contextual keyword must be `emit`.
+    pub fn emit(keyword: Ident, name: Ident, fields: Vec<EmitField>, diags: &mut Vec<Diagnostic>) -> StmtKind {
+        if keyword.node != "emit" {
+            diags.push(
+                Diagnostic::error("E0240", format!("unknown statement `{}`", keyword.node), keyword.span)
+                    .label("expected `emit`")
+                    .with_help(format!("send an event with `emit {} {{ field: value, .. }};`", name.node)),
+            );
+            return StmtKind::Error;
+        }
+        StmtKind::Emit { name, fields }
+    }
+
+    /// `print(..)`: the only function called as a statement.
+    pub fn print(keyword: Ident, args: Vec<Expr>, diags: &mut Vec<Diagnostic>) -> StmtKind {
+        if keyword.node != "print" {
+            let help = if keyword.node == "str" {
+                "`str(ptr, N)` is a value: use it in an expression, e.g. `let s = str(arg0, 64);`".to_string()
+            } else {
+                format!("print a line with `print(\"..\", args..);`; `{}` is not a statement", keyword.node)
+            };
+            diags.push(
+                Diagnostic::error("E0240", format!("unknown statement `{}(..)`", keyword.node), keyword.span)
+                    .label("the only call statement is `print(..)`")
+                    .with_help(help),
+            );
+            return StmtKind::Error;
+        }
+        StmtKind::Print { args }
     }
 
     pub fn field(base: Ident, field: Ident, span: Span, diags: &mut Vec<Diagnostic>) -> Expr {

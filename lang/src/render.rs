@@ -27,6 +27,7 @@ fn to_report(diagnostic: &Diagnostic, source: &str) -> Report<()> {
     let report = match diagnostic.severity {
         Severity::Error => Report::error(),
         Severity::Warning => Report::warning(),
+        Severity::Note => Report::note(),
     };
     let mut labels = vec![
         ReportLabel::primary((), clamp(source, diagnostic.primary.span)).with_message(&diagnostic.primary.message)

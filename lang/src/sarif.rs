@@ -69,6 +69,7 @@ fn result(file: &SarifFile<'_>, diagnostic: &Diagnostic) -> Value {
     let level = match diagnostic.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        Severity::Note => "note",
     };
     let mut message = diagnostic.message.clone();
     if let Some(help) = &diagnostic.help {

@@ -34,6 +34,28 @@ pub trait Targets {
     fn tracepoint_fields(&self, category: &str, name: &str) -> Result<Vec<TracepointField>, TargetError>;
     /// Checks that `symbol` exists in the ELF file at `path`.
     fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError>;
+
+    /// Every tracepoint name of `category` (for wildcard expansion), sorted.
+    fn tracepoint_names(&self, category: &str) -> Result<Vec<String>, TargetError> {
+        Err(unavailable(format!("the tracepoints of `{category}` cannot be listed without a host")))
+    }
+    /// Every raw tracepoint name the host has (tracefs events without their category), sorted.
+    fn raw_tracepoint_names(&self) -> Result<Vec<String>, TargetError> {
+        Err(unavailable("raw tracepoints cannot be listed without a host".to_string()))
+    }
+    /// The function symbols the ELF file at `path` defines (for wildcard expansion), sorted.
+    fn elf_function_symbols(&self, path: &str) -> Result<Vec<String>, TargetError> {
+        Err(unavailable(format!("the symbols of {path} cannot be listed without a host")))
+    }
+    /// The number of CPUs probes run on (`profile:hz:N` fires N times a second on each), or
+    /// `None` when unknown.
+    fn online_cpus(&self) -> Option<u32> {
+        None
+    }
+}
+
+fn unavailable(message: String) -> TargetError {
+    TargetError { message, suggestions: vec![], unavailable: true }
 }
 
 /// Answers nothing: every target is `unavailable`. For checking a file without a host.

@@ -14,7 +14,19 @@ pub enum Ty {
     Str {
         len: u32,
     },
+    /// A stack trace id (`ustack`/`kstack`), valid only as a map key: the kernel's signed
+    /// stack id (`i32` at offset 0, negative when the walk failed) and, for user stacks, the
+    /// process id needed to symbolise it later (`u32` at offset 4; 0 for kernel stacks).
+    /// `depth` is the most frames kept (1..=127).
+    Stack {
+        user: bool,
+        depth: u8,
+    },
 }
+
+/// Frames kept by a plain `ustack`/`kstack` (bpftrace's default and the kernel's maximum
+/// `perf_event_max_stack` default).
+pub const DEFAULT_STACK_DEPTH: u8 = 127;
 
 impl Ty {
     pub const U8: Ty = Ty::Int { bytes: 1, signed: false };
@@ -32,6 +44,7 @@ impl Ty {
             Ty::Int { bytes, .. } => bytes as u32,
             Ty::Bool => 1,
             Ty::Str { len } => len,
+            Ty::Stack { .. } => 8,
         }
     }
     /// Alignment in bytes when stored in a map key or value.
@@ -39,6 +52,7 @@ impl Ty {
         match self {
             Ty::Int { bytes, .. } => bytes as u32,
             Ty::Bool | Ty::Str { .. } => 1,
+            Ty::Stack { .. } => 8,
         }
     }
     pub fn is_int(self) -> bool {
@@ -70,6 +84,7 @@ impl fmt::Display for Ty {
             Ty::Int { bytes, signed } => write!(f, "{}{}", if *signed { 'i' } else { 'u' }, *bytes as u32 * 8),
             Ty::Bool => f.write_str("bool"),
             Ty::Str { len } => write!(f, "str[{len}]"),
+            Ty::Stack { user, depth } => write!(f, "{}stack[{depth}]", if *user { 'u' } else { 'k' }),
         }
     }
 }

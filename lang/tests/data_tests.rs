@@ -4,17 +4,20 @@
 
 mod common;
 
-use common::FakeTargets;
+use common::{DataModules, FakeTargets};
 use ppis_lang::diag::CODES;
-use ppis_lang::{check_source, render, CheckOptions};
+use ppis_lang::{check_program, check_source, render, CheckOptions};
 use std::path::Path;
 
 /// Checks one file; returns the snapshot text and whether the program came back.
 fn check(path: &Path) -> (String, bool, Vec<&'static str>) {
     let source = std::fs::read_to_string(path).expect("test data is readable UTF-8");
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("input.ppl");
-    let (program, diagnostics) = check_source(&source, &FakeTargets, &CheckOptions::default());
-    let mut out = render::text(&diagnostics, name, &source, false);
+    // With modules from `data/modules/`, as `ppisc check` loads them; each diagnostic is
+    // rendered against the file it is in.
+    let (program, diagnostics, sources) =
+        check_program(name, &source, &FakeTargets, &DataModules, &CheckOptions::default());
+    let mut out = sources.render_text(&diagnostics, false);
     if let Some(program) = &program {
         out.push_str("---\n");
         out.push_str(&ppis_lang::dump::program(program));

@@ -138,6 +138,15 @@ fn simple_statement() -> impl Strategy<Value = Vec<String>> {
         expr().prop_map(|value| [tokens("total . add ("), value.tokens, tokens(") ;")].concat()),
         Just(tokens("delete m [ 1 , comm ] ;")),
         Just(tokens("return ;")),
+        expr().prop_map(|value| [tokens("emit call { n :"), value.tokens, tokens(", who : comm } ;")].concat()),
+        expr().prop_map(|value| [
+            tokens("print ("),
+            vec!["\"n=%d %s\\n\"".to_string()],
+            tokens(","),
+            value.tokens,
+            tokens(", comm ) ;")
+        ]
+        .concat()),
     ]
 }
 

@@ -6,14 +6,20 @@
 //! reads, fork/exec of a paused command) live in `sys`. `host` only reads files and is shared
 //! with the compiler for resolving probe targets.
 
+pub mod bench;
 pub mod child;
+pub mod events;
+pub mod flame;
 pub mod host;
 pub mod kernel_maps;
 mod preflight;
+mod probe_kinds;
 pub mod render;
 pub mod session;
 pub mod snapshot;
+pub mod stacks;
 pub mod stats;
+pub mod symbolize;
 mod sys;
 
 use std::path::Path;
@@ -79,19 +85,26 @@ pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snaps
     let RunOptions { duration, mut child } = opts;
     let stop = StopOnSignals::install()?;
     let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
-    for probe in &manifest.probes {
+    // `begin` runs before any other probe is attached, so they see no event before it.
+    let once = probe_kinds::OnceProbes::load(&mut ebpf, manifest)?;
+    once.run_begin()?;
+    for probe in manifest.probes.iter().filter(|probe| !probe.attach.runs_once()) {
         attach_probe(&mut ebpf, probe)?;
         if stop.requested() {
             // Ctrl-C while attaching: nothing ran yet worth reading; dropping `ebpf` detaches.
             return Err(RuntimeError::Signal("interrupted while attaching probes".to_string()));
         }
     }
-    let count = manifest.probes.len();
+    let count = manifest.probes.len() - once.len();
     eprintln!("Attached {count} probe{}", if count == 1 { "" } else { "s" });
 
     if let Some(child) = child.as_mut() {
         child.release()?;
     }
+    let stack_maps = stacks::StackMaps::take(&mut ebpf, manifest)?;
+    let mut pid_maps = stacks::PidMapsCache::default();
+    // `emit`/`print` records are written to stdout as they arrive (read at every poll).
+    let mut event_stream = events::EventStream::take(&mut ebpf, manifest)?;
     let deadline = duration.map(|duration| Instant::now() + duration);
     // Probes update maps synchronously in the traced task, so once the child has been reaped
     // all of its events are already counted: no drain delay is needed.
@@ -104,8 +117,22 @@ pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snaps
         if stop.requested() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             break None;
         }
+        if !stack_maps.is_empty() {
+            // The `-c` command is re-read on every poll: the first reads may still see the
+            // image before its exec, and it may exit before its pid shows up in a key.
+            if let Some(child) = child.as_ref() {
+                pid_maps.remember(child.pid(), true);
+            }
+            observe_stack_pids(&mut ebpf, manifest, &mut pid_maps, false);
+        }
+        if let Some(stream) = event_stream.as_mut() {
+            events::write_to_stdout(stream);
+        }
         std::thread::sleep(POLL_INTERVAL);
     };
+    if !stack_maps.is_empty() {
+        observe_stack_pids(&mut ebpf, manifest, &mut pid_maps, true);
+    }
 
     let maps = take_maps(&mut ebpf, manifest)?;
     // Dropping the loader detaches every link and unloads the programs; the taken maps stay
@@ -114,8 +141,27 @@ pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snaps
     if let (None, Some(child)) = (child_exit, child.as_mut()) {
         end_child(child)?;
     }
-    let snapshot = read_maps(manifest, &maps)?;
+    // Every other probe is detached now; `end` programs live on through their own fds.
+    once.run_end()?;
+    if let Some(stream) = event_stream.as_mut() {
+        // The last records (`end` ones included), then what a full buffer cost.
+        events::write_to_stdout(stream);
+        events::report_drops(stream);
+    }
+    let mut snapshot = read_maps(manifest, &maps)?;
+    if !stack_maps.is_empty() {
+        let mut symbolizer = symbolize::BlazeSymbolizer::default();
+        stacks::resolve(manifest, &mut snapshot, &stack_maps, &mut symbolizer, &pid_maps)?;
+    }
     Ok(Snapshot { maps: snapshot, child_exit })
+}
+
+/// Remembers the memory maps of the processes in user stack keys so far (all known ones again
+/// with `refresh`), reading the maps while the loader still owns them.
+fn observe_stack_pids(ebpf: &mut Ebpf, manifest: &Manifest, pids: &mut stacks::PidMapsCache, refresh: bool) {
+    let maps: Vec<(&MapInfo, &Map)> =
+        manifest.maps.iter().filter_map(|info| Some((info, ebpf.map(&info.object_name)?))).collect();
+    pids.observe(&maps, refresh);
 }
 
 /// Loads every program of `manifest` into the kernel, so that the kernel verifier checks each
@@ -164,6 +210,8 @@ fn load_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
             }
             uprobe.load().map_err(|error| fail(load_error_message(&error)))
         }
+        attach if probe_kinds::handles(attach) => probe_kinds::load(program, probe).map_err(fail),
+        other => Err(fail(format!("the runtime cannot load {other} probes"))),
     }
 }
 
@@ -198,6 +246,11 @@ pub(crate) fn attach_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), Run
                 .attach(Some(symbol.as_str()), 0, path, None)
                 .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
         }
+        attach if probe_kinds::handles(attach) => {
+            // The links live in the loader; dropping it detaches them.
+            probe_kinds::attach(program, probe).map_err(fail)?;
+        }
+        other => return Err(fail(format!("the runtime cannot attach {other} probes"))),
     }
     Ok(())
 }
@@ -376,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_garbage_object_is_a_load_error() {
-        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![] };
+        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![], events: None };
         let error = run(b"not an elf", &manifest, RunOptions::default()).unwrap_err();
         assert!(matches!(error, RuntimeError::Load(_)), "{error}");
         assert!(error.to_string().starts_with("cannot load the object: "), "{error}");

@@ -72,8 +72,9 @@ mod tests {
         Manifest {
             version: MANIFEST_VERSION,
             budget_percent: 1.0,
-            probes: vec![ProbeInfo { program: "probe0".into(), attach, rate_per_sec: None, line: 1 }],
+            probes: vec![ProbeInfo { program: "probe0".into(), attach, rate_per_sec: None, line: 1, activation: None }],
             maps: vec![],
+            events: None,
         }
     }
 

@@ -148,12 +148,24 @@ fn json_value(value: &Value) -> Json {
         Value::Int(number) => Json::from(*number),
         Value::Bool(flag) => Json::Bool(*flag),
         Value::Str(text) => Json::String(text.clone()),
+        Value::Stack(stack) => crate::stacks::stack_json(stack),
     }
 }
 
 /// A key as JSON object member name: decimal integers, strings as they are; tuple parts
 /// joined with ", " (only reached for keyed histograms, whose keys have no list form).
 fn json_key(key: &[KeyPart]) -> String {
+    // A stack becomes its folded form (`outer;middle;leaf`), one line like every other key.
+    if key.iter().any(|part| matches!(part, Value::Stack(_))) {
+        let parts: Vec<String> = key
+            .iter()
+            .map(|part| match part {
+                Value::Stack(stack) => crate::stacks::folded_frames(stack),
+                other => other.to_string(),
+            })
+            .collect();
+        return parts.join(", ");
+    }
     key_text(key)
 }
 
@@ -176,7 +188,7 @@ mod tests {
     use ppis_manifest::{Field, MapInfo, ScalarType, ValueLayout, MANIFEST_VERSION};
 
     fn manifest(maps: Vec<MapInfo>) -> Manifest {
-        Manifest { version: MANIFEST_VERSION, budget_percent: 1.0, probes: vec![], maps }
+        Manifest { version: MANIFEST_VERSION, budget_percent: 1.0, probes: vec![], maps, events: None }
     }
 
     fn snapshot_of(manifest: &Manifest, raw: &[Vec<RawEntry>]) -> Snapshot {

@@ -23,6 +23,8 @@ use crate::{error_chain, host, load_probe, probe_error, read_maps, take_maps, Ru
 enum Link {
     Tracepoint(TracePointLinkId),
     Uprobe(UProbeLinkId),
+    /// Raw tracepoints and perf events (`profile`, `interval`).
+    Other(crate::probe_kinds::Link),
 }
 
 /// One probe of the session.
@@ -39,6 +41,12 @@ pub struct Session {
     /// Taken out of the loader after the programs were loaded, so they can be read while the
     /// programs run and outlive a detach.
     maps: Vec<Map>,
+    /// Memory maps of the processes seen in user stack keys, kept across reads (a process may
+    /// exit between two reads); behind a mutex because reading maps takes `&self`.
+    stack_pids: std::sync::Mutex<crate::stacks::PidMapsCache>,
+    /// Kept across reads: it caches parsed ELF files and kallsyms, which a daemon would
+    /// otherwise re-read every poll interval.
+    symbolizer: std::sync::Mutex<crate::symbolize::BlazeSymbolizer>,
 }
 
 impl Session {
@@ -55,6 +63,8 @@ impl Session {
             manifest: manifest.clone(),
             probes: manifest.probes.iter().map(|info| ProbeSlot { info: info.clone(), link: None }).collect(),
             maps,
+            stack_pids: Default::default(),
+            symbolizer: Default::default(),
         };
         let mut failures = Vec::new();
         for index in 0..session.probes.len() {
@@ -63,6 +73,59 @@ impl Session {
             }
         }
         Ok((session, failures))
+    }
+
+    /// Like [`Session::start`], but a probe with an activation rule (a dormant probe) is only
+    /// loaded (the kernel verifies it), not attached: the activator attaches it later. Its
+    /// load failure is returned with the attach failures of the others.
+    pub fn start_with_dormant(
+        object: &[u8],
+        manifest: &Manifest,
+    ) -> Result<(Session, Vec<RuntimeError>), RuntimeError> {
+        let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
+        let maps = take_maps(&mut ebpf, manifest)?;
+        let mut session = Session {
+            ebpf,
+            manifest: manifest.clone(),
+            probes: manifest.probes.iter().map(|info| ProbeSlot { info: info.clone(), link: None }).collect(),
+            maps,
+            stack_pids: Default::default(),
+            symbolizer: Default::default(),
+        };
+        let mut failures = Vec::new();
+        for index in 0..session.probes.len() {
+            let result = if session.probes[index].info.activation.is_some() {
+                session.load_dormant(index)
+            } else {
+                session.attach(index)
+            };
+            if let Err(error) = result {
+                failures.push(error);
+            }
+        }
+        Ok((session, failures))
+    }
+
+    /// Loads probe `index`'s program into the kernel without attaching it (a no-op when it
+    /// is loaded already), so that a later [`Session::attach`] cannot fail verification.
+    pub fn load_dormant(&mut self, index: usize) -> Result<(), RuntimeError> {
+        let slot = self.probes.get(index).ok_or_else(|| no_such_probe(index))?;
+        let info = slot.info.clone();
+        if self.ebpf.program(&info.program).is_some_and(|program| program.fd().is_ok()) {
+            return Ok(());
+        }
+        load_probe(&mut self.ebpf, &info)
+    }
+
+    /// The ring buffer and drop counter of the object's `emit`/`print` records, taken out of
+    /// the session (the programs keep writing to them); `None` when the object sends none, or
+    /// when they were taken already.
+    pub fn take_events(&mut self) -> Result<Option<crate::events::EventStream>, RuntimeError> {
+        let Some(info) = self.manifest.events.as_ref() else { return Ok(None) };
+        if self.ebpf.map(&info.ring_buffer).is_none() {
+            return Ok(None);
+        }
+        crate::events::EventStream::take(&mut self.ebpf, &self.manifest)
     }
 
     /// The manifest the session was started with.
@@ -122,6 +185,16 @@ impl Session {
                     .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
                 Link::Uprobe(link)
             }
+            Attach::Begin | Attach::End => {
+                return Err(fail(format!(
+                    "{} probes run once around a `ppisc run`; a long-lived session has no begin or end",
+                    info.attach
+                )))
+            }
+            attach if crate::probe_kinds::handles(attach) => {
+                Link::Other(crate::probe_kinds::attach(program, &info).map_err(fail)?)
+            }
+            other => return Err(fail(format!("the runtime cannot attach {other} probes"))),
         };
         self.probes[index].link = Some(link);
         Ok(())
@@ -148,6 +221,10 @@ impl Session {
             Link::Uprobe(link) => {
                 let uprobe: &mut UProbe = program.try_into().map_err(|_| fail("not a uprobe program".to_string()))?;
                 uprobe.detach(link)
+            }
+            Link::Other(link) => {
+                return crate::probe_kinds::detach(program, link)
+                    .map_err(|error| fail(format!("cannot detach: {error}")))
             }
         };
         detached.map_err(|error| fail(format!("cannot detach: {}", error_chain(&error))))
@@ -180,10 +257,37 @@ impl Session {
         })
     }
 
+    /// The undecoded elements of map `name` (per-CPU chunks unmerged), for readers that need
+    /// more than the decoded value keeps (e.g. an `avg`'s sum and count, not just their ratio).
+    pub fn read_raw_map(&self, name: &str) -> Result<Vec<crate::snapshot::RawEntry>, RuntimeError> {
+        let position = self.manifest.maps.iter().position(|info| info.name == name);
+        let (info, map) = match position.and_then(|at| Some((&self.manifest.maps[at], self.maps.get(at)?))) {
+            Some(found) => found,
+            None => return Err(RuntimeError::Map(format!("the session has no map {name}"))),
+        };
+        let fail = |problem: String| RuntimeError::Map(format!("map {}: {problem}", info.name));
+        let cpu_count = crate::kernel_maps::possible_cpu_count()
+            .map_err(|error| fail(format!("cannot count the possible CPUs: {error}")))?;
+        let data = crate::checked_map_data(info, map).map_err(fail)?;
+        crate::kernel_maps::read_entries(std::os::fd::AsFd::as_fd(data.fd()), info, cpu_count)
+            .map_err(|error| fail(format!("cannot read: {error}")))
+    }
+
     /// Reads and decodes every map now, while the probes keep running (values of per-CPU
     /// maps are summed as read, so a concurrent update may or may not be included).
     pub fn read_maps(&self) -> Result<Vec<(String, MapValue)>, RuntimeError> {
-        read_maps(&self.manifest, &self.maps)
+        let mut maps = read_maps(&self.manifest, &self.maps)?;
+        if !crate::stacks::stack_kinds(&self.manifest).is_empty() {
+            // Stack keys get their frames: the processes of user stacks are remembered as
+            // soon as a read sees them, and symbolised from what was remembered.
+            let mut pids = self.stack_pids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let with_info: Vec<(&ppis_manifest::MapInfo, &Map)> = self.manifest.maps.iter().zip(&self.maps).collect();
+            pids.observe(&with_info, false);
+            let mut symbolizer = self.symbolizer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let source = crate::stacks::LoaderStackMaps(&self.ebpf);
+            crate::stacks::resolve(&self.manifest, &mut maps, &source, &mut *symbolizer, &pids)?;
+        }
+        Ok(maps)
     }
 }
 
@@ -197,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_garbage_object_does_not_start() {
-        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![] };
+        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![], events: None };
         let error = Session::start(b"not an elf", &manifest).err().expect("garbage must not load");
         assert!(matches!(error, RuntimeError::Load(_)), "{error}");
     }

@@ -27,6 +27,8 @@ pub enum Value {
     Int(i64),
     Bool(bool),
     Str(String),
+    /// A `ustack`/`kstack` key part: its id, process and (once resolved) frames.
+    Stack(crate::stacks::StackKey),
 }
 
 impl std::fmt::Display for Value {
@@ -36,6 +38,7 @@ impl std::fmt::Display for Value {
             Value::Int(number) => write!(f, "{number}"),
             Value::Bool(flag) => write!(f, "{flag}"),
             Value::Str(text) => f.write_str(text),
+            Value::Stack(stack) => write!(f, "{stack}"),
         }
     }
 }
@@ -325,6 +328,11 @@ pub fn read_scalar(bytes: &[u8], offset: u32, ty: &ScalarType) -> Result<Value, 
             let end = text.iter().position(|&byte| byte == 0).unwrap_or(text.len());
             Ok(Value::Str(String::from_utf8_lossy(&text[..end]).into_owned()))
         }
+        ScalarType::Stack { space, .. } => {
+            let id = read_uint(bytes, offset, 4)? as u32 as i32;
+            let pid = read_uint(bytes, offset + 4, 4)? as u32;
+            Ok(Value::Stack(crate::stacks::StackKey { space, id, pid, frames: Vec::new() }))
+        }
     }
 }
 
@@ -377,6 +385,7 @@ pub(crate) mod tests {
             ScalarType::Int { bytes, .. } => u32::from(bytes),
             ScalarType::Bool => 1,
             ScalarType::Str { len } => len,
+            ScalarType::Stack { .. } => 8,
         }
     }
 

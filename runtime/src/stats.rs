@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_garbage_object_is_a_load_error() {
-        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![] };
+        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![], events: None };
         let error = attach(b"not an elf", &manifest).err().expect("garbage must not load");
         assert!(matches!(error, RuntimeError::Load(_)), "{error}");
         let error = crate::load_check(b"not an elf", &manifest).unwrap_err();

@@ -238,3 +238,214 @@ pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Raw programs for `ppis_runtime::bench` (cost calibration): map creation, program loading from
+// bytecode, `BPF_PROG_TEST_RUN`, raw tracepoint and perf event attachment, run statistics.
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+
+/// `bpf_attr` is a union; every command's part fits in this many bytes, zero-filled (the
+/// kernel insists that bytes past the command's part are zero).
+const BPF_ATTR_BYTES: usize = 128;
+
+/// A zeroed `bpf_attr`, filled field by field at the kernel ABI's offsets.
+struct BpfAttr([u8; BPF_ATTR_BYTES]);
+
+impl BpfAttr {
+    fn new() -> BpfAttr {
+        BpfAttr([0; BPF_ATTR_BYTES])
+    }
+    fn u32_at(mut self, offset: usize, value: u32) -> BpfAttr {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+    fn u64_at(mut self, offset: usize, value: u64) -> BpfAttr {
+        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        u32::from_ne_bytes(self.0[offset..offset + 4].try_into().expect("4 bytes"))
+    }
+}
+
+/// `bpf(command, attr)`; the result (a new descriptor for the commands that create one).
+fn bpf(command: libc::c_long, attr: &mut BpfAttr) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a zero-filled bpf_attr of the size passed; every pointer stored in it
+    // points into a buffer the caller keeps alive (and sized as stated) for this call.
+    let result = unsafe { libc::syscall(libc::SYS_bpf, command, attr.0.as_mut_ptr(), BPF_ATTR_BYTES as libc::c_uint) };
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+fn owned_fd(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel just returned this new descriptor, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }
+}
+
+/// `BPF_MAP_CREATE` of `map_type` (kernel `enum bpf_map_type`).
+pub(crate) fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> io::Result<OwnedFd> {
+    let mut attr = BpfAttr::new().u32_at(0, map_type).u32_at(4, key_size).u32_at(8, value_size).u32_at(12, max_entries);
+    bpf(BPF_MAP_CREATE, &mut attr).map(owned_fd)
+}
+
+/// `BPF_PROG_LOAD` of `prog_type` (kernel `enum bpf_prog_type`) from little-endian instruction
+/// bytes, GPL-licensed (some helpers need it). On refusal the verifier's log is in the error.
+pub(crate) fn prog_load(prog_type: u32, insns: &[u8], log: &mut [u8]) -> io::Result<OwnedFd> {
+    let license = c"GPL";
+    let mut attr = BpfAttr::new()
+        .u32_at(0, prog_type)
+        .u32_at(4, (insns.len() / 8) as u32)
+        .u64_at(8, insns.as_ptr() as u64)
+        .u64_at(16, license.as_ptr() as u64)
+        .u32_at(24, u32::from(!log.is_empty()))
+        .u32_at(28, log.len() as u32)
+        .u64_at(32, log.as_mut_ptr() as u64);
+    bpf(BPF_PROG_LOAD, &mut attr).map(owned_fd)
+}
+
+/// One `BPF_PROG_TEST_RUN` of `prog` with `ctx` as its context; the program's return value.
+pub(crate) fn prog_test_run(prog: BorrowedFd<'_>, ctx: &[u8]) -> io::Result<u32> {
+    // `test`: prog_fd 0, retval 4, data 8..32, repeat 32, duration 36, ctx_size_in 40, ctx_in 48.
+    let mut attr = BpfAttr::new()
+        .u32_at(0, prog.as_raw_fd() as u32)
+        .u32_at(40, ctx.len() as u32)
+        .u64_at(48, if ctx.is_empty() { 0 } else { ctx.as_ptr() as u64 });
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    Ok(attr.read_u32(4))
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`: attaches `prog` to raw tracepoint `name` until the returned
+/// descriptor is closed.
+pub(crate) fn raw_tracepoint_open(name: &std::ffi::CStr, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = BpfAttr::new().u64_at(0, name.as_ptr() as u64).u32_at(8, prog.as_raw_fd() as u32);
+    bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).map(owned_fd)
+}
+
+/// Byte offsets of `run_time_ns` and `run_cnt` in `struct bpf_prog_info` (stable uapi).
+const PROG_INFO_RUN_TIME_NS: usize = 192;
+const PROG_INFO_RUN_CNT: usize = 200;
+const PROG_INFO_BYTES: usize = 256;
+
+/// The kernel's `(run_time_ns, run_cnt)` of `prog` (counted while statistics are enabled).
+pub(crate) fn prog_run_stats(prog: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut info = [0u8; PROG_INFO_BYTES];
+    let mut attr = BpfAttr::new()
+        .u32_at(0, prog.as_raw_fd() as u32)
+        .u32_at(4, PROG_INFO_BYTES as u32)
+        .u64_at(8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    let word = |offset: usize| u64::from_ne_bytes(info[offset..offset + 8].try_into().expect("8 bytes"));
+    Ok((word(PROG_INFO_RUN_TIME_NS), word(PROG_INFO_RUN_CNT)))
+}
+
+/// `struct perf_event_attr` (version 8 layout, 136 bytes) as far as used here.
+const PERF_ATTR_BYTES: usize = 136;
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+/// `disabled` (bit 0) in the flags word.
+const PERF_ATTR_DISABLED: u64 = 1;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+
+/// A software `cpu-clock` perf event on the calling thread (any CPU) that overflows every
+/// `period_ns` of its CPU time, created disabled.
+pub(crate) fn perf_event_open_thread_cpu_clock(period_ns: u64) -> io::Result<OwnedFd> {
+    let mut attr = [0u8; PERF_ATTR_BYTES];
+    attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(PERF_ATTR_BYTES as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&PERF_COUNT_SW_CPU_CLOCK.to_ne_bytes());
+    attr[16..24].copy_from_slice(&period_ns.to_ne_bytes());
+    attr[40..48].copy_from_slice(&PERF_ATTR_DISABLED.to_ne_bytes());
+    // SAFETY: `attr` is a zero-filled perf_event_attr of the size it declares.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0 as libc::pid_t, -1 as libc::c_int, -1, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned_fd(fd))
+}
+
+/// Runs `prog` on every overflow of `event`.
+pub(crate) fn perf_event_set_bpf(event: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the ioctl takes the program descriptor by value.
+    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Enables or disables `event`.
+pub(crate) fn perf_event_enable(event: BorrowedFd<'_>, enable: bool) -> io::Result<()> {
+    let request = if enable { PERF_EVENT_IOC_ENABLE } else { PERF_EVENT_IOC_DISABLE };
+    // SAFETY: enable/disable take no argument.
+    if unsafe { libc::ioctl(event.as_raw_fd(), request, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A ring buffer map's consumer position, mapped so user space can free what was written
+/// (nothing else reads the records the benchmarks write).
+pub(crate) struct RingbufPositions {
+    consumer: *mut u64,
+    producer: *const u64,
+    page: usize,
+}
+
+impl RingbufPositions {
+    /// Maps the consumer page (read-write) and the producer page (read-only) of `ringbuf`.
+    pub(crate) fn map(ringbuf: BorrowedFd<'_>) -> io::Result<RingbufPositions> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let map = |prot: libc::c_int, offset: usize| {
+            // SAFETY: a fresh shared mapping of one page of the ring buffer's descriptor.
+            let at = unsafe {
+                libc::mmap(std::ptr::null_mut(), page, prot, libc::MAP_SHARED, ringbuf.as_raw_fd(), offset as i64)
+            };
+            if at == libc::MAP_FAILED {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(at)
+            }
+        };
+        let consumer = map(libc::PROT_READ | libc::PROT_WRITE, 0)?.cast::<u64>();
+        let producer = match map(libc::PROT_READ, page) {
+            Ok(at) => at.cast::<u64>().cast_const(),
+            Err(error) => {
+                // SAFETY: unmaps the page mapped just above.
+                unsafe { libc::munmap(consumer.cast(), page) };
+                return Err(error);
+            }
+        };
+        Ok(RingbufPositions { consumer, producer, page })
+    }
+
+    /// Marks every record written so far as consumed.
+    pub(crate) fn consume_all(&self) {
+        // SAFETY: both pointers are live one-page mappings (until drop); the positions are
+        // 8-byte words the kernel reads and writes atomically.
+        unsafe {
+            let written = std::ptr::read_volatile(self.producer);
+            std::ptr::write_volatile(self.consumer, written);
+        }
+    }
+}
+
+impl Drop for RingbufPositions {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the two pages mapped in `map`, never used after this.
+        unsafe {
+            libc::munmap(self.consumer.cast(), self.page);
+            libc::munmap(self.producer.cast_mut().cast(), self.page);
+        }
+    }
+}

@@ -297,14 +297,14 @@ impl Checker<'_> {
                 Self::set(state, dst, Value::Scalar(v));
             }
             Op::LoadSlot { dst, slot, offset, width } => {
-                if self.slot_access(slot.0, offset, width as u32, span) {
+                if self.slot_access(slot.0, offset, width as u32, span) && self.slot_aligned(offset, width, span) {
                     self.check_init(state, slot.0, offset, width as u32, span, "read");
                 }
                 Self::set(state, dst, Value::Scalar(Interval::of_width(width)));
             }
             Op::StoreSlot { slot, offset, width, src } => {
                 let value = self.scalar(src, span, state);
-                if self.slot_access(slot.0, offset, width as u32, span) {
+                if self.slot_access(slot.0, offset, width as u32, span) && self.slot_aligned(offset, width, span) {
                     mark_init(state, slot.0, offset, width as u32);
                 }
                 let stored = if offset == 0 && width >= 4 { value } else { Interval::TOP };
@@ -332,6 +332,9 @@ impl Checker<'_> {
                         });
                     }
                 }
+                if let Some((slot, len)) = helper.read_slot() {
+                    self.ring_buffer_record(state, helper, slot.0, len, span);
+                }
                 if let Some((slot, len)) = helper.written_slot() {
                     if self.slot_access(slot.0, 0, len, span) {
                         mark_init(state, slot.0, 0, len);
@@ -340,6 +343,9 @@ impl Checker<'_> {
                 }
                 let v = match helper {
                     Helper::GetSmpProcessorId => Interval::of_width(4),
+                    // A stack id (below the map's size) or a negative errno as a 64-bit value:
+                    // a scalar either way, never a pointer; no useful unsigned interval.
+                    Helper::GetStackId { .. } => Interval::TOP,
                     _ => Interval::TOP,
                 };
                 if let Some(dst) = dst {
@@ -396,6 +402,36 @@ impl Checker<'_> {
     }
 
     /// Checks `offset..offset+len` against the slot's size; true when in bounds.
+    /// `ringbuf_output`: the map must be a ring buffer, the record non-empty, inside its slot
+    /// and fully initialised (the kernel copies every byte to user space).
+    fn ring_buffer_record(&mut self, state: &State, helper: Helper, slot: u32, len: u32, span: Span) {
+        if let Some(map) = helper.map() {
+            let kind = self.maps.get(map).map(|m| m.kind);
+            if kind != Some(MapType::RingBuf) {
+                self.report(|| {
+                    Diagnostic::error(
+                        "E0412",
+                        format!("ring buffer output to map m{map}, which is not a ring buffer"),
+                        span,
+                    )
+                    .label("`ringbuf_output` needs a `ringbuf` map")
+                    .with_help("declare the map as `ringbuf` (the compiler adds one for `emit` and `print`)")
+                });
+            }
+        }
+        if len == 0 {
+            self.report(|| {
+                Diagnostic::error("E0412", "ring buffer record of 0 bytes", span)
+                    .label("an empty record")
+                    .with_help("a record holds at least its event-type id")
+            });
+            return;
+        }
+        if self.slot_access(slot, 0, len, span) {
+            self.check_init(state, slot, 0, len, span, "sent to the ring buffer");
+        }
+    }
+
     fn slot_access(&mut self, slot: u32, offset: u32, len: u32, span: Span) -> bool {
         let size = self.func.slots.get(slot as usize).copied().unwrap_or(0);
         let end = offset as u64 + len as u64;
@@ -410,6 +446,24 @@ impl Checker<'_> {
             )
             .label("out of bounds of the stack slot")
             .with_help("keep the access inside the slot (a compiler bug if it came from source)")
+        });
+        false
+    }
+
+    /// The kernel rejects a stack load or store that is not naturally aligned (slots start
+    /// 8-byte aligned), so the offset must be a multiple of the width.
+    fn slot_aligned(&mut self, offset: u32, width: u8, span: Span) -> bool {
+        if width == 0 || offset % width as u32 == 0 {
+            return true;
+        }
+        self.report(|| {
+            Diagnostic::error(
+                "E0412",
+                format!("misaligned stack access: {width} bytes at slot offset {offset}"),
+                span,
+            )
+            .label("the kernel only allows naturally aligned stack accesses")
+            .with_help("a compiler bug: split the access into aligned parts")
         });
         false
     }

@@ -50,6 +50,10 @@ pub fn trigger_cost(trigger: Trigger, profile: &CostProfile) -> Picos {
         Trigger::Tracepoint => profile.triggers.tracepoint,
         Trigger::Uprobe => profile.triggers.uprobe,
         Trigger::Uretprobe => profile.triggers.uretprobe,
+        Trigger::RawTracepoint => profile.triggers.raw_tracepoint,
+        Trigger::PerfEvent => profile.triggers.perf_event,
+        // `begin`/`end` are run by the runtime through BPF_PROG_TEST_RUN: no kernel event.
+        Trigger::Once => 0.0,
     })
 }
 
@@ -61,7 +65,9 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
         Some(MapType::Array) => cost.array,
         Some(MapType::PerCpuHash) => cost.percpu_hash,
         Some(MapType::PerCpuArray) => cost.percpu_array,
-        None => cost.max(),
+        // No map helper runs on a ring buffer (only `ringbuf_output`, priced below).
+        // Nor on a stack-trace map (only `get_stackid`, priced below).
+        Some(MapType::RingBuf) | Some(MapType::StackTrace) | None => cost.max(),
     };
     let plain = |class: &'static str, ns: f64| OpCost { class, instruction: picos(ns), helper: None };
     let call = |name: &'static str, ns: f64| OpCost {
@@ -99,13 +105,32 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
             Helper::ProbeReadStr { len, space: AddressSpace::Kernel, .. } => {
                 call("probe_read_kernel_str", h.probe_read_kernel_str.cost(len))
             }
+            // Priced at the record's size: the helper copies all `len` bytes.
+            Helper::RingbufOutput { len, .. } => call("ringbuf_output", h.ringbuf_output.cost(len)),
+            // The profile's measured walk-and-hash cost at full depth bounds shallower walks.
+            Helper::GetStackId { .. } => call("get_stackid", h.get_stackid),
         },
     }
 }
 
-/// Jumps, branches and the exit all cost one branch.
-pub fn term_cost(_term: &Terminator, profile: &CostProfile) -> Picos {
-    picos(profile.instructions.branch)
+/// Jumps, branches and the exit all cost one branch; the exit also carries the kernel's
+/// per-run cost (`instructions.run`): every run leaves through exactly one exit, so that
+/// charges it exactly once per event, on every path, in loops too (a `ret` ends the run).
+pub fn term_cost(term: &Terminator, profile: &CostProfile) -> Picos {
+    let branch = picos(profile.instructions.branch);
+    match term {
+        Terminator::Return => branch + picos(profile.instructions.run),
+        _ => branch,
+    }
+}
+
+/// What a terminator is priced as, for `--explain-cost`: the exit shows that it carries the
+/// per-run cost when the profile has one.
+pub fn term_class(term: &Terminator, profile: &CostProfile) -> &'static str {
+    match term {
+        Terminator::Return if picos(profile.instructions.run) > 0 => "branch+run",
+        _ => "branch",
+    }
 }
 
 /// The cost of a whole block (instructions and terminator).
@@ -383,7 +408,7 @@ pub fn explain_path(
             block: b,
             ir: texts.get(&(b, bb.insts.len())).cloned().unwrap_or_default(),
             span: bb.term_span,
-            class: "branch",
+            class: term_class(&bb.term, profile),
             cost_ns: nanos(t),
             helper: None,
             times,
@@ -398,4 +423,36 @@ pub fn explain_path(
             .collect(),
     };
     (steps, breakdown)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{verify, VerifyOptions};
+    use ppis_manifest::profile::CostProfile;
+
+    /// The bound of the only function of `ir` under `profile`, in picoseconds.
+    fn bound_ps(ir: &str, profile: &CostProfile) -> u64 {
+        let module = ppis_ir::parse_module(ir).unwrap_or_else(|e| panic!("{e}\n{ir}"));
+        let verdict = verify(&module, &VerifyOptions { profile, budget_percent: 100.0, cpus: 1 });
+        verdict.functions[0].cost.as_ref().map(|c| c.bound_ps).unwrap_or_else(|| panic!("no bound for\n{ir}"))
+    }
+
+    /// The per-run cost is charged exactly once per event: on the exit, which every path
+    /// takes once, whether the path is short, branches to one of two exits, or loops.
+    #[test]
+    fn the_per_run_cost_is_charged_once_per_event() {
+        let programs = [
+            "fn p(ctx: tracepoint) trigger tracepoint rate 1 {\nbb0:\n  ret\n}\n",
+            "fn p(ctx: tracepoint) trigger tracepoint rate 1 {\nbb0:\n  v0 = load.ctx 8 u32\n  \
+             br.eq v0, 1, bb1, bb2\nbb1:\n  ret\nbb2:\n  v1 = add v0, 1\n  ret\n}\n",
+            "fn p(ctx: tracepoint) trigger tracepoint rate 1 {\nbb0:\n  v0 = 0\n  jump bb1\nbb1:\n  \
+             v0 = add v0, 1\n  br.ult v0, 10, bb1, bb2\nbb2:\n  ret\n}\n",
+        ];
+        let without = CostProfile::reference();
+        let mut with = without.clone();
+        with.instructions.run = 45.0;
+        for ir in programs {
+            assert_eq!(bound_ps(ir, &with), bound_ps(ir, &without) + 45_000, "{ir}");
+        }
+    }
 }

@@ -376,6 +376,15 @@ impl Machine<'_> {
                         self.write_slot(slot.0, 0, &vec![0; len as usize])?;
                         (-14i64) as u64
                     }
+                    // The model's ring buffer always has room: it reads the record (faulting
+                    // on uninitialised bytes, as the kernel verifier would reject) and succeeds.
+                    Helper::RingbufOutput { slot, len, .. } => {
+                        self.read_slot(slot.0, 0, len)?;
+                        0
+                    }
+                    // The model has no stacks to walk: every walk fails with -EFAULT, as a
+                    // kernel walk of a task without a user stack does.
+                    Helper::GetStackId { .. } => (-14i64) as u64,
                 };
                 match dst {
                     Some(d) => self.set(d, Reg::Scalar(v)),

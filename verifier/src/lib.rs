@@ -228,6 +228,9 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::Tracepoint => "tracepoint",
         Trigger::Uprobe => "uprobe",
         Trigger::Uretprobe => "uretprobe",
+        Trigger::RawTracepoint => "raw_tracepoint",
+        Trigger::PerfEvent => "perf_event",
+        Trigger::Once => "once",
     }
 }
 
@@ -471,6 +474,10 @@ fn overhead(func: &Function, bound_ns: f64, budget: f64, cpus: u32, facts: &mut 
     } else {
         format!("`rate <= {}/s`", fmt::rate(nice))
     };
+    if func.probe.trigger == Trigger::Once {
+        // `begin`/`end` run exactly once per session: one bounded event, no rate to multiply.
+        return Vec::new();
+    }
     match func.probe.rate {
         None => vec![Diagnostic::error(
             "E0409",

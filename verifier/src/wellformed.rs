@@ -38,6 +38,11 @@ pub fn check(func: &Function, maps: &[Map]) -> Vec<Diagnostic> {
                     say(format!("map m{map} is not declared"));
                 }
             }
+            if let Op::Call { helper: Helper::RingbufOutput { map, .. }, .. } = *op {
+                if map >= maps.len() {
+                    say(format!("map m{map} is not declared"));
+                }
+            }
             if let Op::LoadCtx { width, .. }
             | Op::LoadSlot { width, .. }
             | Op::StoreSlot { width, .. }
@@ -121,6 +126,7 @@ fn slots_of(op: &Op) -> Vec<u32> {
         Op::MapLookup { key, .. } | Op::MapDelete { key, .. } => vec![key.0],
         Op::MapUpdate { key, value, .. } => vec![key.0, value.0],
         Op::Call { helper: Helper::GetCurrentComm { slot } | Helper::ProbeReadStr { slot, .. }, .. } => vec![slot.0],
+        Op::Call { helper: Helper::RingbufOutput { slot, .. }, .. } => vec![slot.0],
         _ => vec![],
     }
 }

@@ -58,7 +58,8 @@ fn random_inputs(module: &Module, rng: &mut Rng) -> (Vec<u8>, Env, MapState) {
     for (id, map) in module.maps.iter().enumerate() {
         for _ in 0..rng.below(4) {
             let mut key = vec![0u8; map.key_size as usize];
-            if rng.chance(50) {
+            // A ring buffer has no keys (key size 0).
+            if rng.chance(50) && !key.is_empty() {
                 key[0] = rng.below(4) as u8;
             }
             let value: Vec<u8> = (0..map.value_size).map(|_| rng.next() as u8).collect();

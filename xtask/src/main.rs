@@ -3,17 +3,20 @@
 //!
 //! - `setup`: installs the system tools the project uses and prepares the kernel interfaces.
 //! - `demo`: builds `ppisc` and runs a probe against a workload, printing real numbers.
-//! - `test`: setup, then the whole test suite the way CI runs it.
+//! - `test`: setup, then the whole test suite the way CI runs it, then 60 s of fuzzing.
+//! - `fuzz [SECONDS]`: fuzz the front end (`lang_check`), keeping crash inputs as regression tests.
 //! - `bench [--release] [--runs N]`: compile time and peak memory of `ppisc build` against
 //!   `bpftrace --emit-elf` on equivalent scripts.
 
 mod bench;
+mod fuzz;
 mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <setup | demo | test [CARGO TEST ARGS...] | bench [--release] [--runs N]>";
+const USAGE: &str =
+    "usage: cargo xtask <setup | demo | test [CARGO TEST ARGS...] | fuzz [SECONDS] | bench [--release] [--runs N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
         Some("setup") if args.len() == 1 => setup::setup(setup::Strictness::Strict),
         Some("demo") if args.len() == 1 => demo(),
         Some("test") => test(&args[1..]),
+        Some("fuzz") => fuzz::options(&args[1..]).and_then(fuzz::fuzz),
         Some("bench") => bench::options(&args[1..]).and_then(|options| bench::bench(&options)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
@@ -156,8 +160,9 @@ probe tracepoint:raw_syscalls:sys_exit rate <= 4000/s when pid == cpid {{
     )
 }
 
-/// Setup, then every test in the workspace. Extra arguments go to `cargo test` (put test
-/// binary arguments after `--`). The exit code is cargo's.
+/// Setup, then every test in the workspace, then a bounded fuzz run (`fuzz::CI_SECONDS`) that
+/// fails on a crash. Extra arguments go to `cargo test` (put test binary arguments after
+/// `--`). When the tests fail the exit code is cargo's (the fuzz run still happens first).
 fn test(extra: &[String]) -> Result<(), String> {
     setup::setup(setup::Strictness::Lenient)?;
     // --locked: CI must test exactly the committed dependency versions.
@@ -167,8 +172,12 @@ fn test(extra: &[String]) -> Result<(), String> {
     let description = describe(&command);
     eprintln!("xtask: $ {description}");
     let status = command.status().map_err(|error| format!("cannot run `{description}`: {error}"))?;
+    let fuzzed = fuzz::fuzz(fuzz::CI_SECONDS);
     if status.success() {
-        return Ok(());
+        return fuzzed;
+    }
+    if let Err(message) = fuzzed {
+        eprintln!("xtask: error: {message}");
     }
     // Propagate cargo's own exit code, not just "failed".
     std::process::exit(status.code().unwrap_or(1));

@@ -41,6 +41,12 @@ pub enum MapType {
     Array,
     PerCpuHash,
     PerCpuArray,
+    /// `BPF_MAP_TYPE_RINGBUF`: `max_entries` is the buffer size in bytes (a power-of-two
+    /// multiple of the page size); key and value sizes are 0. Written only by `RingbufOutput`.
+    RingBuf,
+    /// `BPF_MAP_TYPE_STACK_TRACE`: `u32` stack id -> `value_size / 8` instruction pointers.
+    /// Written only by `GetStackId`; never read by programs.
+    StackTrace,
 }
 
 /// What a program's context (register r1 at entry) points at.
@@ -50,6 +56,12 @@ pub enum CtxKind {
     Tracepoint,
     /// `struct pt_regs` of a uprobe/uretprobe.
     PtRegs,
+    /// `struct bpf_raw_tracepoint_args`: the raw tracepoint's arguments, one u64 each at
+    /// offsets 0, 8, ... (also the context of `begin`/`end`, which read none).
+    RawTracepoint,
+    /// `struct bpf_perf_event_data` of a perf-event program (`profile`, `interval`); probes
+    /// read nothing from it.
+    PerfEvent,
 }
 
 /// A virtual register: holds one 64-bit value for the whole function (not SSA: it may be
@@ -96,6 +108,12 @@ pub enum Trigger {
     Tracepoint,
     Uprobe,
     Uretprobe,
+    /// A raw tracepoint (`profile.triggers.raw_tracepoint`).
+    RawTracepoint,
+    /// A perf event overflow: `profile`, `interval` (`profile.triggers.perf_event`).
+    PerfEvent,
+    /// `begin`/`end`: run once through `BPF_PROG_TEST_RUN`; no trigger cost and no rate.
+    Once,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -296,6 +314,15 @@ pub enum Helper {
     /// `ptr` into the first `len` bytes of `slot` (at most `len - 1` bytes and a NUL; on a
     /// fault the `len` bytes are zeroed). Returns the length copied with the NUL, or < 0.
     ProbeReadStr { slot: Slot, len: u32, ptr: Vreg, space: AddressSpace },
+    /// `bpf_ringbuf_output(map, slot, len, 0)`: copies the first `len` bytes of `slot` (which
+    /// must be initialised) into ring buffer `map` as one record. Returns 0, or < 0 when the
+    /// buffer is full (the record is then lost: the caller counts it).
+    RingbufOutput { map: MapId, slot: Slot, len: u32 },
+    /// `bpf_get_stackid(ctx, map, flags)`: walks the current user (`BPF_F_USER_STACK`) or
+    /// kernel stack into stack-trace `map` and returns its id (`0..max_entries`), or a negative
+    /// errno (`-EFAULT` no stack, `-ENOMEM`/`-EEXIST` map full or a hash collision). The result
+    /// is a signed integer, never a pointer.
+    GetStackId { map: MapId, user: bool },
 }
 
 /// The memory a pointer handed to a probe-read helper points into.
@@ -311,6 +338,23 @@ impl Helper {
         match *self {
             Helper::GetCurrentComm { slot } => Some((slot, 16)),
             Helper::ProbeReadStr { slot, len, .. } => Some((slot, len)),
+            _ => None,
+        }
+    }
+
+    /// The slot and byte count the helper reads, if it reads one.
+    pub fn read_slot(&self) -> Option<(Slot, u32)> {
+        match *self {
+            Helper::RingbufOutput { slot, len, .. } => Some((slot, len)),
+            _ => None,
+        }
+    }
+
+    /// The map the helper operates on, if any.
+    pub fn map(&self) -> Option<MapId> {
+        match *self {
+            Helper::RingbufOutput { map, .. } => Some(map),
+            Helper::GetStackId { map, .. } => Some(map),
             _ => None,
         }
     }

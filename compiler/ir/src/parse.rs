@@ -94,6 +94,8 @@ fn parse_map(rest: &str) -> Result<Map, String> {
         "array" => MapType::Array,
         "percpu_hash" => MapType::PerCpuHash,
         "percpu_array" => MapType::PerCpuArray,
+        "ringbuf" => MapType::RingBuf,
+        "stack_trace" => MapType::StackTrace,
         other => return Err(format!("unknown map type `{other}`")),
     };
     Ok(Map { name: name.to_string(), kind, key_size: num(key)?, value_size: num(value)?, max_entries: num(max)? })
@@ -115,6 +117,8 @@ fn parse_function(header: Line, lines: &mut Lines, maps: &[Map]) -> Result<Funct
     let ctx = match ctx.trim() {
         "tracepoint" => CtxKind::Tracepoint,
         "pt_regs" => CtxKind::PtRegs,
+        "raw_tracepoint" => CtxKind::RawTracepoint,
+        "perf_event" => CtxKind::PerfEvent,
         other => return Err(header.error(format!("unknown context `{other}`"))),
     };
     let mut p = FnParser { maps, vregs: Vec::new(), slots: Vec::new(), blocks: Vec::new(), cfg: DiGraph::new() };
@@ -188,6 +192,9 @@ fn parse_probe_meta(text: &str, span: Span) -> Result<ProbeMeta, String> {
         "tracepoint" => Trigger::Tracepoint,
         "uprobe" => Trigger::Uprobe,
         "uretprobe" => Trigger::Uretprobe,
+        "raw_tracepoint" => Trigger::RawTracepoint,
+        "perf_event" => Trigger::PerfEvent,
+        "once" => Trigger::Once,
         other => return Err(format!("unknown trigger `{other}`")),
     };
     let rate = match rest {
@@ -472,6 +479,27 @@ impl FnParser<'_> {
                 };
                 let len = len.parse::<u32>().map_err(|_| format!("invalid length `{len}` in `{call}`"))?;
                 Helper::ProbeReadStr { slot: self.slot(slot)?, len, ptr: self.vreg(ptr)?, space }
+            }
+            "ringbuf_output" => {
+                let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+                let [map, slot, len] = parts[..] else {
+                    return Err(format!("expected `ringbuf_output(MAP, sN, LEN)`, found `{call}`"));
+                };
+                let map = self.map(map)?;
+                let len = len.parse::<u32>().map_err(|_| format!("invalid length `{len}` in `{call}`"))?;
+                Helper::RingbufOutput { map, slot: self.slot(slot)?, len }
+            }
+            "get_stackid" => {
+                let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+                let ["ctx", map, space] = parts[..] else {
+                    return Err(format!("expected `get_stackid(ctx, MAP, user|kernel)`, found `{call}`"));
+                };
+                let user = match space {
+                    "user" => true,
+                    "kernel" => false,
+                    other => return Err(format!("expected `user` or `kernel`, found `{other}` in `{call}`")),
+                };
+                Helper::GetStackId { map: self.map(map)?, user }
             }
             other => return Err(format!("unknown helper `{other}`")),
         })

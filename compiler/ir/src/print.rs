@@ -11,6 +11,8 @@ pub fn print_module(module: &Module) -> String {
             MapType::Array => "array",
             MapType::PerCpuHash => "percpu_hash",
             MapType::PerCpuArray => "percpu_array",
+            MapType::RingBuf => "ringbuf",
+            MapType::StackTrace => "stack_trace",
         };
         writeln!(out, "map m{i} {}: {kind} key {} value {} max {}", m.name, m.key_size, m.value_size, m.max_entries)
             .unwrap();
@@ -27,11 +29,16 @@ pub fn print_function(f: &Function, maps: &[Map]) -> String {
     let ctx = match f.ctx {
         CtxKind::Tracepoint => "tracepoint",
         CtxKind::PtRegs => "pt_regs",
+        CtxKind::RawTracepoint => "raw_tracepoint",
+        CtxKind::PerfEvent => "perf_event",
     };
     let trigger = match f.probe.trigger {
         Trigger::Tracepoint => "tracepoint",
         Trigger::Uprobe => "uprobe",
         Trigger::Uretprobe => "uretprobe",
+        Trigger::RawTracepoint => "raw_tracepoint",
+        Trigger::PerfEvent => "perf_event",
+        Trigger::Once => "once",
     };
     let rate = f.probe.rate.map(|(r, _)| format!(" rate {r}")).unwrap_or_default();
     writeln!(out, "fn {}(ctx: {ctx}) trigger {trigger}{rate} {{", f.name).unwrap();
@@ -102,6 +109,12 @@ fn op(op: &Op, maps: &[Map]) -> String {
                         AddressSpace::Kernel => "kernel",
                     };
                     format!("probe_read_{space}_str(s{}, {len}, v{})", slot.0, ptr.0)
+                }
+                Helper::RingbufOutput { map, slot, len } => {
+                    format!("ringbuf_output({}, s{}, {len})", map_name(maps, *map), slot.0)
+                }
+                Helper::GetStackId { map, user } => {
+                    format!("get_stackid(ctx, {}, {})", map_name(maps, *map), if *user { "user" } else { "kernel" })
                 }
             };
             match dst {

@@ -215,6 +215,8 @@ pub mod helper_id {
     pub const GET_CURRENT_COMM: i32 = 16;
     pub const PROBE_READ_USER_STR: i32 = 114;
     pub const PROBE_READ_KERNEL_STR: i32 = 115;
+    pub const GET_STACKID: i32 = 27;
+    pub const RINGBUF_OUTPUT: i32 = 130;
 
     /// Name of a helper as bpftool prints it, for the ids ppis emits.
     pub fn name(id: i32) -> Option<&'static str> {
@@ -229,6 +231,8 @@ pub mod helper_id {
             GET_CURRENT_COMM => "bpf_get_current_comm",
             PROBE_READ_USER_STR => "bpf_probe_read_user_str",
             PROBE_READ_KERNEL_STR => "bpf_probe_read_kernel_str",
+            GET_STACKID => "bpf_get_stackid",
+            RINGBUF_OUTPUT => "bpf_ringbuf_output",
             _ => return None,
         })
     }

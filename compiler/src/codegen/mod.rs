@@ -242,6 +242,20 @@ fn validate(func: &Function, module: &Module, layout: &[Block]) -> Result<(), Co
                     }
                     check_slot_holds(slot, len, "the string read")?
                 }
+                Op::Call { helper: Helper::RingbufOutput { map, slot, len }, .. } => {
+                    if len == 0 || len > i32::MAX as u32 {
+                        return error(span, format!("ring buffer record of {len} bytes"));
+                    }
+                    if module.maps.get(map).map(|m| m.kind) != Some(ppis_ir::MapType::RingBuf) {
+                        return error(span, format!("ring buffer output to map m{map}, which is not a ring buffer"));
+                    }
+                    check_slot_holds(slot, len, "the ring buffer record")?
+                }
+                Op::Call { helper: Helper::GetStackId { map, .. }, .. }
+                    if module.maps.get(map).map(|m| m.kind) != Some(ppis_ir::MapType::StackTrace) =>
+                {
+                    return error(span, format!("get_stackid on map m{map}, which is not a stack trace map"));
+                }
                 Op::Call { .. } => {}
                 Op::MapLookup { map: m, key, .. } | Op::MapDelete { map: m, key } => {
                     check_slot_holds(key, map(m)?.key_size, "the map key")?
@@ -584,6 +598,29 @@ impl Emitter<'_> {
                             AddressSpace::User => helper_id::PROBE_READ_USER_STR,
                             AddressSpace::Kernel => helper_id::PROBE_READ_KERNEL_STR,
                         }
+                    }
+                    Helper::RingbufOutput { map, slot, len } => {
+                        // bpf_ringbuf_output(map, data, size, flags = 0): no argument is a
+                        // register value, so no order constraint.
+                        self.map_reference(R1, map);
+                        let off = self.slot_offset(slot, 0);
+                        self.stack_pointer(R2, off);
+                        self.emit(Insn::mov64_imm(R3, len as i32));
+                        self.emit(Insn::mov64_imm(R4, 0));
+                        helper_id::RINGBUF_OUTPUT
+                    }
+                    Helper::GetStackId { map, user } => {
+                        // bpf_get_stackid(ctx, map, flags): the ctx moves to r1 first, as it
+                        // may live in r2 or r3.
+                        let Some(ctx) = self.alloc.ctx() else {
+                            return error(span, "internal error: the context pointer was not allocated");
+                        };
+                        let p = self.read_location(ctx, R1);
+                        self.mov(R1, p);
+                        self.map_reference(R2, map);
+                        const BPF_F_USER_STACK: i32 = 1 << 8;
+                        self.emit(Insn::mov64_imm(R3, if user { BPF_F_USER_STACK } else { 0 }));
+                        helper_id::GET_STACKID
                     }
                 };
                 self.emit(Insn::call(id));

@@ -86,6 +86,10 @@ fn op_uses(op: &Op, ctx_value: usize) -> Vec<usize> {
     if matches!(op, Op::LoadCtx { .. }) {
         uses.push(ctx_value);
     }
+    // `bpf_get_stackid` takes the ctx as its first argument.
+    if matches!(op, Op::Call { helper: ppis_ir::Helper::GetStackId { .. }, .. }) {
+        uses.push(ctx_value);
+    }
     uses
 }
 

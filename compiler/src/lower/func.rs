@@ -58,11 +58,18 @@ impl<'a> FnLowerer<'a> {
         let ctx = match probe.attach {
             hir::Attach::Tracepoint { .. } => CtxKind::Tracepoint,
             hir::Attach::Uprobe { .. } | hir::Attach::Uretprobe { .. } => CtxKind::PtRegs,
+            hir::Attach::RawTracepoint { .. } | hir::Attach::Begin { .. } | hir::Attach::End { .. } => {
+                CtxKind::RawTracepoint
+            }
+            hir::Attach::Profile { .. } | hir::Attach::Interval { .. } => CtxKind::PerfEvent,
         };
         let trigger = match probe.attach {
             hir::Attach::Tracepoint { .. } => Trigger::Tracepoint,
             hir::Attach::Uprobe { .. } => Trigger::Uprobe,
             hir::Attach::Uretprobe { .. } => Trigger::Uretprobe,
+            hir::Attach::RawTracepoint { .. } => Trigger::RawTracepoint,
+            hir::Attach::Profile { .. } | hir::Attach::Interval { .. } => Trigger::PerfEvent,
+            hir::Attach::Begin { .. } | hir::Attach::End { .. } => Trigger::Once,
         };
         let mut l =
             FnLowerer { b: FunctionBuilder::new(name, ctx, probe.span), maps, map_defs, locals: Vec::new(), opts };
@@ -233,6 +240,7 @@ impl<'a> FnLowerer<'a> {
                 self.b.terminate(Terminator::Return, span);
             }
             StmtKind::For { local, start, end, body } => self.for_loop(*local, start, end, body, span),
+            StmtKind::Emit { event, values } => self.send_record(*event as u32, values, span),
         }
     }
 
@@ -241,6 +249,39 @@ impl<'a> FnLowerer<'a> {
     /// only entry and tests `i < bound`, the latch is the only back edge and the only place
     /// that writes the counter. The bound is copied to its own register (unless it is a small
     /// constant) so that the body cannot change it.
+    /// `emit`/`print`: builds record `id` (header and `values` at their record offsets, the
+    /// padding zeroed, as the whole record is copied out) on the stack and sends it to the
+    /// ring buffer; when the buffer is full, adds 1 to this CPU's drop counter instead, so
+    /// no record is lost without a trace.
+    fn send_record(&mut self, id: u32, values: &[hir::Expr], span: Span) {
+        let (offsets, size) = hir::record_layout(values.iter().map(|v| v.ty));
+        let (drops, ring) = super::events::hidden_map_ids(self.map_defs);
+        let record = self.b.new_slot(size);
+        self.emit(Op::ZeroSlot { slot: record }, span);
+        self.emit(Op::StoreSlot { slot: record, offset: 0, width: 4, src: Operand::Imm(id as i64) }, span);
+        for (value, offset) in values.iter().zip(offsets) {
+            let v = self.expr(value);
+            self.store_value(record, offset, v, value.ty, span);
+        }
+        let status = self.call(Helper::RingbufOutput { map: ring, slot: record, len: size }, span);
+        let (dropped, count, done) = (self.b.new_block(), self.b.new_block(), self.b.new_block());
+        self.b.terminate(
+            Terminator::Branch { cond: Cond::Eq, lhs: status, rhs: Operand::Imm(0), then: done, otherwise: dropped },
+            span,
+        );
+        self.b.switch_to(dropped);
+        let key = self.b.new_slot(4);
+        self.emit(Op::StoreSlot { slot: key, offset: 0, width: 4, src: Operand::Imm(0) }, span);
+        let counter = self.b.new_vreg(VregType::MapValue(drops));
+        self.emit(Op::MapLookup { dst: counter, map: drops, key }, span);
+        self.b.terminate(Terminator::BranchNull { ptr: counter, is_null: done, not_null: count }, span);
+        self.b.switch_to(count);
+        let one = self.imm(1, span);
+        self.add_at(counter, 0, one, span);
+        self.b.terminate(Terminator::Jump(done), span);
+        self.b.switch_to(done);
+    }
+
     fn for_loop(&mut self, local: usize, start: &hir::Expr, end: &hir::Expr, body: &[hir::Stmt], span: Span) {
         let LocalHome::Reg(counter) = self.locals[local] else { unreachable!("checker: loop variables are u64") };
         let first = self.scalar_operand(start);
@@ -310,6 +351,27 @@ impl<'a> FnLowerer<'a> {
                 }
             }
         }
+    }
+
+    /// The 8-byte stack key field (`manifest::ScalarType::Stack`): the low 32 bits of
+    /// `bpf_get_stackid` (the id, or a negative errno kept as an `i32`, so a failed walk is
+    /// counted under its error rather than dropped) and, for user stacks, the tgid above them.
+    fn stack_key(&mut self, user: bool, depth: u8, span: Span) -> Vreg {
+        let Some(map) = super::layout::stack_map_id(self.map_defs, user, depth) else {
+            // The checker only makes a `StackId` for a key of a map whose key type is this
+            // stack, and `stack_maps` has one map per such key type.
+            unreachable!("internal error: no stack map for a stack key");
+        };
+        let id = self.call(Helper::GetStackId { map, user }, span);
+        let low = self.reg();
+        self.emit(Op::Extend { dst: low, src: id, width: 4, signed: false }, span);
+        if !user {
+            return low;
+        }
+        let pid_tgid = self.call(Helper::GetCurrentPidTgid, span);
+        let tgid = self.alu(AluOp::LShr, pid_tgid, Operand::Imm(32), span);
+        let high = self.alu(AluOp::Shl, tgid, Operand::Imm(32), span);
+        self.alu(AluOp::Or, low, Operand::Reg(high), span)
     }
 
     /// Builds the kernel key of `map` for `keys` in a fresh zeroed slot (padding included, as
@@ -594,17 +656,21 @@ impl<'a> FnLowerer<'a> {
                 LocalHome::Str { slot, len } => Val::Str { slot, len },
             },
             ExprKind::Builtin(b) => self.builtin(*b, span),
+            ExprKind::StackId { user, depth } => Val::Reg(self.stack_key(*user, *depth, span)),
             ExprKind::Arg(n) => Val::Reg(self.load_ctx(PT_REGS_ARGS[*n as usize], 8, false, span)),
             ExprKind::Retval => Val::Reg(self.load_ctx(PT_REGS_AX, 8, false, span)),
             ExprKind::CtxField { offset, size, signed } => Val::Reg(self.load_ctx(*offset, *size as u8, *signed, span)),
             ExprKind::CtxStr { offset, len } => {
                 let slot = self.b.new_slot(*len);
                 self.emit(Op::ZeroSlot { slot }, span);
-                // The tracepoint context only allows naturally aligned loads.
+                // The tracepoint context and the stack both only allow naturally aligned
+                // accesses: a width must divide the source and the destination offset.
                 let mut i = 0;
                 while i < *len {
-                    let width =
-                        [8u32, 4, 2, 1].into_iter().find(|w| (offset + i) % w == 0 && i + w <= *len).unwrap_or(1);
+                    let width = [8u32, 4, 2, 1]
+                        .into_iter()
+                        .find(|w| (offset + i) % w == 0 && i % w == 0 && i + w <= *len)
+                        .unwrap_or(1);
                     let t = self.load_ctx(offset + i, width as u8, false, span);
                     self.emit(Op::StoreSlot { slot, offset: i, width: width as u8, src: Operand::Reg(t) }, span);
                     i += width;
@@ -845,8 +911,19 @@ impl<'a> FnLowerer<'a> {
         dst
     }
 
-    /// C-string equality of two NUL-padded buffers, unrolled over the shorter length: equal
-    /// bytes up to the first NUL (or the end of the shorter buffer).
+    /// C-string equality of two NUL-padded buffers over the shorter length `n`: equal when
+    /// the bytes match up to and including `lhs`'s first NUL, or over all `n` bytes when there
+    /// is none. Compared a word (8 bytes, then 4/2/1 for the tail, every load naturally
+    /// aligned) at a time rather than a byte at a time: two branches per word instead of two
+    /// per byte, which keeps the CFG small for the verifier (Z3 path constraints grow with it).
+    ///
+    /// Per piece `x` (from `lhs`) and `y` (from `rhs`) of `w` bytes, little-endian:
+    /// `z = (x - 0x01..01) & !x & 0x80..80` (over the `w` bytes) has its lowest set bit in the
+    /// first zero byte of `x` and none when there is no zero byte (bits above the first zero
+    /// byte may be wrong from the borrow, but only the lowest is used); `mask = z ^ (z - 1)`
+    /// covers the bytes up to and including that one (every byte when `z = 0`). The strings
+    /// differ when `(x ^ y) & mask != 0`; otherwise they are equal when `x` held a NUL (`z != 0`)
+    /// and the comparison goes on with the next piece when it did not.
     fn str_eq(&mut self, op: BinaryOp, lhs: &hir::Expr, rhs: &hir::Expr, span: Span) -> Vreg {
         let (Val::Str { slot: a, len: la }, Val::Str { slot: b, len: lb }) = (self.expr(lhs), self.expr(rhs)) else {
             unreachable!("checker: string comparison of strings")
@@ -854,25 +931,54 @@ impl<'a> FnLowerer<'a> {
         let (eq_val, ne_val) = if op == BinaryOp::Eq { (1, 0) } else { (0, 1) };
         let dst = self.reg();
         let (equal, differ, join) = (self.b.new_block(), self.b.new_block(), self.b.new_block());
-        for i in 0..la.min(lb) {
+        let n = la.min(lb);
+        let mut offset = 0;
+        while offset < n {
+            let width = str_eq_piece_width(offset, n);
+            let (ones, highs) = repeated_byte_constants(width);
             let x = self.reg();
             let y = self.reg();
-            self.emit(Op::LoadSlot { dst: x, slot: a, offset: i, width: 1 }, span);
-            self.emit(Op::LoadSlot { dst: y, slot: b, offset: i, width: 1 }, span);
-            let same = self.b.new_block();
+            self.emit(Op::LoadSlot { dst: x, slot: a, offset, width: width as u8 }, span);
+            self.emit(Op::LoadSlot { dst: y, slot: b, offset, width: width as u8 }, span);
+            let borrowed = self.alu(AluOp::Sub, x, Operand::Imm(ones), span);
+            let not_x = self.alu(AluOp::Xor, x, Operand::Imm(-1), span);
+            let zero_candidates = self.alu(AluOp::And, borrowed, Operand::Reg(not_x), span);
+            let zero_bytes = self.alu(AluOp::And, zero_candidates, Operand::Imm(highs), span);
+            let below = self.alu(AluOp::Sub, zero_bytes, Operand::Imm(1), span);
+            let mask = self.alu(AluOp::Xor, zero_bytes, Operand::Reg(below), span);
+            let diff = self.alu(AluOp::Xor, x, Operand::Reg(y), span);
+            let relevant = self.alu(AluOp::And, diff, Operand::Reg(mask), span);
+            offset += width;
+            let same = if offset < n { self.b.new_block() } else { equal };
             self.b.terminate(
-                Terminator::Branch { cond: Cond::Ne, lhs: x, rhs: Operand::Reg(y), then: differ, otherwise: same },
+                Terminator::Branch {
+                    cond: Cond::Ne,
+                    lhs: relevant,
+                    rhs: Operand::Imm(0),
+                    then: differ,
+                    otherwise: same,
+                },
                 span,
             );
-            self.b.switch_to(same);
-            let next = self.b.new_block();
-            self.b.terminate(
-                Terminator::Branch { cond: Cond::Eq, lhs: x, rhs: Operand::Imm(0), then: equal, otherwise: next },
-                span,
-            );
-            self.b.switch_to(next);
+            if offset < n {
+                self.b.switch_to(same);
+                let next = self.b.new_block();
+                self.b.terminate(
+                    Terminator::Branch {
+                        cond: Cond::Ne,
+                        lhs: zero_bytes,
+                        rhs: Operand::Imm(0),
+                        then: equal,
+                        otherwise: next,
+                    },
+                    span,
+                );
+                self.b.switch_to(next);
+            }
         }
-        self.b.terminate(Terminator::Jump(equal), span);
+        if n == 0 {
+            self.b.terminate(Terminator::Jump(equal), span);
+        }
         self.b.switch_to(equal);
         self.emit(Op::Mov { dst, src: Operand::Imm(eq_val) }, span);
         self.b.terminate(Terminator::Jump(join), span);
@@ -882,6 +988,18 @@ impl<'a> FnLowerer<'a> {
         self.b.switch_to(join);
         dst
     }
+}
+
+/// The width of the string-compare piece at `offset` of `n` bytes: the widest of 8/4/2/1 that
+/// is naturally aligned there (stack loads must be) and does not run past `n`.
+fn str_eq_piece_width(offset: u32, n: u32) -> u32 {
+    [8u32, 4, 2, 1].into_iter().find(|&w| offset.is_multiple_of(w) && offset + w <= n).unwrap_or(1)
+}
+
+/// `0x01` and `0x80` repeated over `width` bytes (as the IR's signed 64-bit immediates).
+fn repeated_byte_constants(width: u32) -> (i64, i64) {
+    let ones = (0..width).fold(0u64, |acc, byte| acc | 0x01 << (8 * byte));
+    (ones as i64, (ones * 0x80) as i64)
 }
 
 /// The IR condition for a comparison operator on operands of type `ty`.

@@ -43,12 +43,59 @@ fn align_to(x: u32, a: u32) -> u32 {
     x.div_ceil(a) * a
 }
 
-fn scalar(ty: Ty) -> manifest::ScalarType {
+pub(crate) fn scalar(ty: Ty) -> manifest::ScalarType {
     match ty {
         Ty::Int { bytes, signed } => manifest::ScalarType::Int { bytes, signed },
         Ty::Bool => manifest::ScalarType::Bool,
         Ty::Str { len } => manifest::ScalarType::Str { len },
+        Ty::Stack { user, depth } => manifest::ScalarType::Stack { space: stack_space(user), depth },
     }
+}
+
+fn stack_space(user: bool) -> manifest::StackSpace {
+    if user {
+        manifest::StackSpace::User
+    } else {
+        manifest::StackSpace::Kernel
+    }
+}
+
+/// Most entries of one stack-trace map (each holds `8 * depth` bytes, allocated at load).
+pub const MAX_STACK_MAP_ENTRIES: u32 = 16384;
+
+/// The stack-trace maps the program needs, one per distinct (user, depth) among the maps'
+/// key types, in order of first appearance: they follow the source maps in the module, so the
+/// `i`-th of them is module map `program.maps.len() + i`. Each has room for twice the entries
+/// of the maps keyed by it (the kernel hashes stacks into `max_entries` buckets, and a
+/// collision with a different stack fails the walk), at most `MAX_STACK_MAP_ENTRIES`.
+pub fn stack_maps(defs: &[MapDef]) -> Vec<(bool, u8, Map)> {
+    let mut found: Vec<(bool, u8, Map)> = Vec::new();
+    for def in defs {
+        for ty in &def.key {
+            let Ty::Stack { user, depth } = *ty else { continue };
+            let wanted = def.max_entries.unwrap_or(1).clamp(1, MAX_STACK_MAP_ENTRIES as u64) as u32 * 2;
+            match found.iter_mut().find(|(u, d, _)| (*u, *d) == (user, depth)) {
+                Some((_, _, map)) => map.max_entries = (map.max_entries + wanted).min(MAX_STACK_MAP_ENTRIES),
+                None => found.push((
+                    user,
+                    depth,
+                    Map {
+                        name: manifest::stack_map_name(stack_space(user), depth),
+                        kind: MapType::StackTrace,
+                        key_size: 4,
+                        value_size: 8 * depth as u32,
+                        max_entries: wanted.min(MAX_STACK_MAP_ENTRIES),
+                    },
+                )),
+            }
+        }
+    }
+    found
+}
+
+/// The module map id of the stack-trace map for (`user`, `depth`), if any key uses it.
+pub fn stack_map_id(defs: &[MapDef], user: bool, depth: u8) -> Option<usize> {
+    stack_maps(defs).iter().position(|(u, d, _)| (*u, *d) == (user, depth)).map(|i| defs.len() + i)
 }
 
 fn manifest_kind(kind: MapKind) -> manifest::MapKind {

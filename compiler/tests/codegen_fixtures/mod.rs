@@ -399,6 +399,8 @@ pub fn section_for(func: &ppis_ir::Function) -> String {
     match func.ctx {
         CtxKind::Tracepoint => format!("tracepoint/{}", func.name),
         CtxKind::PtRegs => format!("uprobe/{}", func.name),
+        CtxKind::RawTracepoint => format!("raw_tracepoint/{}", func.name),
+        CtxKind::PerfEvent => format!("perf_event/{}", func.name),
     }
 }
 

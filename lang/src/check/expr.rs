@@ -146,6 +146,7 @@ impl Checker<'_> {
             ast::ExprKind::Cast { expr: inner, ty } => {
                 let value = self.expr(inner);
                 let target = self.resolve_type(ty);
+                let target = self.stack_type_misplaced(ty, target, "the target of a cast");
                 match target {
                     Some(target) => self.explicit_cast(value, target, span),
                     None => Val::Error,
@@ -280,7 +281,11 @@ impl Checker<'_> {
         if let Some(val) = self.local(name, span) {
             return val;
         }
+        if let Some(val) = self.probe_builtin(name, span) {
+            return val;
+        }
         if let Some(info) = self.consts.get(name) {
+            self.used_consts.insert(name.to_string());
             return match &info.value {
                 Some(ConstValue::Int(value)) => Val::IntLit { value: *value, span },
                 Some(ConstValue::Str(bytes)) => Val::StrLit { bytes: bytes.clone(), span },
@@ -296,6 +301,9 @@ impl Checker<'_> {
                     .with_help("move the `const` above its first use"),
             );
             return Val::Error;
+        }
+        if super::stack::STACK_BUILTINS.contains(&name) {
+            return self.stack_outside_key(name, span);
         }
         let is_builtin = BUILTINS.iter().any(|(builtin, ..)| *builtin == name);
         if self.probe.is_none() && (is_builtin || CONTEXT_NAMES.contains(&name)) {

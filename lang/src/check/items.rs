@@ -205,7 +205,10 @@ impl Checker<'_> {
         let kind = self.map_kind(&decl.kind);
         let key: Option<Vec<Ty>> =
             decl.key.iter().map(|ty| self.resolve_type(ty)).collect::<Vec<_>>().into_iter().collect();
-        let value = decl.value.as_ref().and_then(|ty| self.resolve_type(ty));
+        let value = decl.value.as_ref().and_then(|ty| {
+            let resolved = self.resolve_type(ty);
+            self.stack_type_misplaced(ty, resolved, "a map's value type")
+        });
         let name = &decl.name.node;
         // Checked as an array even when its length was invalid (reported), so that its
         // declaration is not also judged by the rules of keyed maps.
@@ -389,6 +392,9 @@ impl Checker<'_> {
                 if let Some(resolved) = Ty::from_name(name) {
                     return Some(resolved);
                 }
+                if name == "ustack" || name == "kstack" {
+                    return Some(Ty::Stack { user: name == "ustack", depth: crate::types::DEFAULT_STACK_DEPTH });
+                }
                 let help = if name == "str" {
                     "strings need a length: `str[16]`".to_string()
                 } else {
@@ -405,6 +411,7 @@ impl Checker<'_> {
                 None
             }
             TypeExprKind::Str(len) if (1..=MAX_STR_LEN).contains(len) => Some(Ty::Str { len: *len as u32 }),
+            TypeExprKind::Stack { user, depth } => self.resolve_stack_type(*user, *depth, ty.span),
             TypeExprKind::Str(len) => {
                 self.report(
                     Diagnostic::error("E0216", format!("invalid string length {len}"), ty.span)

@@ -8,9 +8,13 @@
 //! Submodules: `items` (budget, consts, map declarations), `probe` (attach points, context
 //! values, statements), `expr` (expressions, literals and conversions).
 
+mod activation;
 mod expr;
 mod items;
+mod lints;
+mod output;
 mod probe;
+mod stack;
 
 use crate::ast;
 use crate::diag::Diagnostic;
@@ -36,6 +40,10 @@ impl CheckOptions {
         CheckOptions { const_overrides }
     }
 }
+
+/// Codes of the lints (`lints.rs`): the callers drop them when parsing already failed, since
+/// the checker cannot see the parser's errors and a broken file's fallout is not worth a lint.
+pub const LINT_CODES: &[&str] = &["W0002", "W0003", "W0004", "W0005"];
 
 /// The overhead budget every probe gets unless the file lowers it, in percent.
 pub const DEFAULT_BUDGET_PERCENT: f64 = 0.5;
@@ -114,6 +122,12 @@ struct Checker<'t> {
     /// An `Error` node of the parser was met. The parser's diagnostics explain it, so the
     /// checker says nothing, but the tree is incomplete and yields no program.
     saw_parse_error: bool,
+    /// Maps some probe (or activation rule) named, for the unused-map lint.
+    used_maps: std::collections::HashSet<MapId>,
+    /// Consts some expression read, for the unused-const lint.
+    used_consts: std::collections::HashSet<String>,
+    /// Event types of `emit` and `print`.
+    events: output::Events,
 }
 
 impl<'t> Checker<'t> {
@@ -129,6 +143,9 @@ impl<'t> Checker<'t> {
             const_overrides: Vec::new(),
             probe: None,
             saw_parse_error: false,
+            used_maps: Default::default(),
+            used_consts: Default::default(),
+            events: output::Events::default(),
         }
     }
 
@@ -146,11 +163,14 @@ impl<'t> Checker<'t> {
                 probes.extend(self.check_probe(decl));
             }
         }
+        self.report_unresolved_uses(file);
+        self.lint(&probes);
         let maps: Vec<hir::MapDef> = self.maps.iter().map(MapInfo::to_def).collect();
         for probe in &mut probes {
             convert_aggregate_values(&mut probe.body, &maps);
         }
-        hir::Program { doc: file.doc.clone(), budget_percent, maps, probes }
+        let events = std::mem::take(&mut self.events.defs);
+        hir::Program { doc: file.doc.clone(), budget_percent, maps, probes, events }
     }
 }
 

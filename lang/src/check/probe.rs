@@ -17,6 +17,9 @@ use crate::types::Ty;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+#[path = "attach.rs"]
+mod attach;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ProbeKind {
     Tracepoint,
@@ -24,6 +27,10 @@ enum ProbeKind {
     Uretprobe,
     /// An unknown kind (reported): context values are not checked.
     Unknown,
+    /// A raw tracepoint: `arg0..arg5` are its u64 arguments.
+    RawTracepoint,
+    /// `profile`, `interval`, `begin`, `end`: no context values at all.
+    NoContext,
 }
 
 /// What the checker knows about the fields of the probe's tracepoint.
@@ -53,6 +60,8 @@ pub(super) struct ProbeCx {
     /// True for `for` loop variables, which the body may read but not assign.
     local_readonly: Vec<bool>,
     scopes: Vec<HashMap<String, LocalId>>,
+    /// The attach point's full name, the value of the `probe` builtin.
+    full_name: String,
 }
 
 fn kind_name(kind: MapKind) -> &'static str {
@@ -95,7 +104,8 @@ impl Checker<'_> {
         }
         let first_diagnostic = self.diagnostics.len();
         let mut probes = Vec::new();
-        for point in &decl.attach {
+        let points: Vec<ast::AttachPoint> = decl.attach.iter().flat_map(|point| self.expand_wildcards(point)).collect();
+        for point in &points {
             let before = self.diagnostics.len();
             let probe = self.check_probe_at(decl, point);
             let (earlier, new) = self.diagnostics.split_at(before);
@@ -104,6 +114,12 @@ impl Checker<'_> {
             self.diagnostics.truncate(before);
             self.diagnostics.extend(fresh);
             probes.extend(probe);
+        }
+        if let Some(clause) = &decl.activation {
+            let activation = self.check_activation(clause);
+            for probe in &mut probes {
+                probe.activation = activation.clone();
+            }
         }
         probes
     }
@@ -126,10 +142,13 @@ impl Checker<'_> {
                 );
             }
         }
+        let attach = attach?;
+        let rate = self.probe_rate(decl, &attach);
         Some(hir::Probe {
-            attach: attach?,
+            attach,
             span: decl.span,
-            rate: decl.rate.as_ref().map(|rate| rate.node),
+            rate,
+            activation: None,
             predicate,
             body,
             locals: cx.locals,
@@ -162,6 +181,7 @@ impl Checker<'_> {
             local_used: Vec::new(),
             local_readonly: Vec::new(),
             scopes: Vec::new(),
+            full_name: String::new(),
         };
         let attach = match &point.kind {
             AttachKind::Tracepoint { category, name } => {
@@ -206,18 +226,26 @@ impl Checker<'_> {
                     hir::Attach::Uprobe { path, symbol, span }
                 }
             }
+            AttachKind::RawTracepoint { .. }
+            | AttachKind::Profile { .. }
+            | AttachKind::Interval { .. }
+            | AttachKind::Begin
+            | AttachKind::End => {
+                let attach = self.attach_other_kind(point, &mut cx);
+                cx.full_name = attach.as_ref().map(hir::Attach::full_name).unwrap_or_default();
+                return (cx, attach);
+            }
             AttachKind::Unknown { kind, .. } => {
-                const KINDS: [&str; 3] = ["tracepoint", "uprobe", "uretprobe"];
-                let help = match closest(kind, KINDS) {
+                let help = match closest(kind, attach::KINDS.iter().copied()) {
                     _ if kind.starts_with('k') => {
                         "kernel functions cannot be probed; trace kernel events with a tracepoint, \
                          e.g. `tracepoint:syscalls:sys_enter_openat`"
                             .to_string()
                     }
                     Some(close) => {
-                        format!("did you mean `{close}`? The probe kinds are tracepoint, uprobe and uretprobe")
+                        format!("did you mean `{close}`? The probe kinds are {}", attach::KINDS.join(", "))
                     }
-                    None => "the probe kinds are tracepoint, uprobe and uretprobe".to_string(),
+                    None => format!("the probe kinds are {}", attach::KINDS.join(", ")),
                 };
                 self.report(
                     Diagnostic::error("E0301", format!("unknown probe kind `{kind}`"), span)
@@ -227,6 +255,7 @@ impl Checker<'_> {
                 return (cx, None);
             }
         };
+        cx.full_name = attach.full_name();
         (cx, Some(attach))
     }
 
@@ -277,6 +306,7 @@ impl Checker<'_> {
         let is_retval = name == "retval";
         let val = match kind {
             ProbeKind::Unknown => Val::Error,
+            ProbeKind::RawTracepoint | ProbeKind::NoContext => return Some(self.other_kind_context_name(name, span)),
             ProbeKind::Uretprobe if is_retval => Val::Typed(hir::Expr { kind: ExprKind::Retval, ty: Ty::U64, span }),
             ProbeKind::Uprobe | ProbeKind::Uretprobe if !is_retval => {
                 let index = name.as_bytes()[3] - b'0';
@@ -315,6 +345,10 @@ impl Checker<'_> {
         };
         match cx.kind {
             ProbeKind::Unknown => None,
+            ProbeKind::RawTracepoint | ProbeKind::NoContext => {
+                self.report_args_unavailable(span);
+                None
+            }
             ProbeKind::Uprobe | ProbeKind::Uretprobe => {
                 self.report(
                     Diagnostic::error("E0306", "`args` is only available in tracepoint probes", span)
@@ -456,6 +490,7 @@ impl Checker<'_> {
 
     fn resolve_map(&mut self, name: &Ident) -> Option<MapId> {
         if let Some(&id) = self.map_ids.get(&name.node) {
+            self.used_maps.insert(id);
             return Some(id);
         }
         let mut names: Vec<&str> = self.map_ids.keys().map(String::as_str).collect();
@@ -475,6 +510,11 @@ impl Checker<'_> {
     /// Checks key expressions without a map to check them against.
     fn check_loose(&mut self, exprs: &[ast::Expr]) {
         for expr in exprs {
+            // A stack written as a key of a map that could not be checked is not misplaced:
+            // the map's own error says what is wrong.
+            if super::stack::is_stack_syntax(expr) {
+                continue;
+            }
             let val = self.expr(expr);
             self.materialize(val);
         }
@@ -514,6 +554,9 @@ impl Checker<'_> {
             .iter()
             .zip(key_types)
             .map(|(key, ty)| {
+                if let Some(stack) = self.stack_key(key, ty, &name) {
+                    return stack;
+                }
                 let val = self.expr(key);
                 self.coerce(val, ty, &purpose)
             })
@@ -657,6 +700,8 @@ impl Checker<'_> {
             }
             ast::StmtKind::Return => StmtKind::Return,
             ast::StmtKind::For { var, start, end, body } => self.for_loop(var, start, end, body)?,
+            ast::StmtKind::Emit { name, fields } => self.emit(name, fields, stmt.span)?,
+            ast::StmtKind::Print { args } => self.print(args, stmt.span)?,
             ast::StmtKind::Error => {
                 self.saw_parse_error = true;
                 return None;
@@ -880,6 +925,10 @@ impl Checker<'_> {
 
     /// A call of a built-in function; today only `str(ptr, N)`.
     pub(super) fn call(&mut self, name: &Ident, args: &[ast::Expr], span: Span) -> Val {
+        if super::stack::STACK_BUILTINS.contains(&name.node.as_str()) {
+            self.check_loose(args);
+            return self.stack_outside_key(&name.node, span);
+        }
         if name.node != "str" {
             let help = match closest(&name.node, ["str"]) {
                 Some(close) => format!("did you mean `{close}`? The built-in functions are `str(ptr, N)`"),

@@ -45,13 +45,26 @@ const TRACEPOINTS: &[&str] = &[
     "raw_syscalls:sys_enter",
     "raw_syscalls:sys_exit",
     "syscalls:sys_enter_openat",
+    "syscalls:sys_enter_open",
+    "syscalls:sys_enter_openat2",
     "sched:sched_process_exec",
     "sched:sched_switch",
     "test:odd",
+    "test:packed_comm",
 ];
 
 const BINARIES: &[(&str, &[&str])] =
     &[("/usr/bin/app", &["handle_request", "main"]), ("/opt/my app/server", &["handle_request"])];
+
+/// The CPU count the fake host reports (`profile` rates are per CPU).
+pub const FAKE_CPUS: u32 = 4;
+
+/// A library with more functions than one wildcard may match (E0117).
+const HUGE_LIBRARY: &str = "/usr/lib/libhuge.so";
+
+fn huge_library_symbols() -> Vec<String> {
+    (0..300).map(|i| format!("fn_{i}")).collect()
+}
 
 fn closest(name: &str, candidates: impl Iterator<Item = String>) -> Vec<String> {
     let mut scored: Vec<(usize, String)> =
@@ -92,6 +105,19 @@ impl Targets for FakeTargets {
                 field("flags", 32, 8, false, "int flags"),
                 field("mode", 40, 8, false, "umode_t mode"),
             ]),
+            ("syscalls", "sys_enter_open") => fields.extend([
+                field("__syscall_nr", 8, 4, true, "int __syscall_nr"),
+                field("filename", 16, 8, false, "const char * filename"),
+                field("flags", 24, 8, false, "int flags"),
+                field("mode", 32, 8, false, "umode_t mode"),
+            ]),
+            ("syscalls", "sys_enter_openat2") => fields.extend([
+                field("__syscall_nr", 8, 4, true, "int __syscall_nr"),
+                field("dfd", 16, 8, true, "int dfd"),
+                field("filename", 24, 8, false, "const char * filename"),
+                field("how", 32, 8, false, "struct open_how * how"),
+                field("usize", 40, 8, false, "size_t usize"),
+            ]),
             ("sched", "sched_process_exec") => fields.extend([
                 field("filename", 8, 4, false, "__data_loc char[] filename"),
                 field("pid", 12, 4, true, "pid_t pid"),
@@ -110,6 +136,10 @@ impl Targets for FakeTargets {
                 field("weird", 8, 3, false, "u8 weird[3] packed"),
                 array("empty", 11, 1, 0, true, "char empty[0]"),
             ]),
+            // Like block:block_rq_issue: a char[16] only 4-byte aligned.
+            ("test", "packed_comm") => {
+                fields.extend([field("dev", 8, 4, false, "dev_t dev"), array("comm", 44, 1, 16, true, "char comm[16]")])
+            }
             ("block", _) => {
                 return Err(TargetError {
                     message: "tracefs is not mounted at /sys/kernel/tracing".into(),
@@ -129,7 +159,52 @@ impl Targets for FakeTargets {
         Ok(fields)
     }
 
+    fn tracepoint_names(&self, category: &str) -> Result<Vec<String>, TargetError> {
+        if category == "block" {
+            return Err(TargetError {
+                message: "tracefs is not mounted at /sys/kernel/tracing".into(),
+                suggestions: vec![],
+                unavailable: true,
+            });
+        }
+        let prefix = format!("{category}:");
+        let mut names: Vec<String> =
+            TRACEPOINTS.iter().filter_map(|t| t.strip_prefix(prefix.as_str())).map(str::to_string).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn raw_tracepoint_names(&self) -> Result<Vec<String>, TargetError> {
+        let mut names: Vec<String> =
+            TRACEPOINTS.iter().filter_map(|t| t.split_once(':')).map(|(_, name)| name.to_string()).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn elf_function_symbols(&self, path: &str) -> Result<Vec<String>, TargetError> {
+        if path == HUGE_LIBRARY {
+            return Ok(huge_library_symbols());
+        }
+        if path.starts_with("/remote/") {
+            return Err(TargetError { message: format!("cannot read {path}"), suggestions: vec![], unavailable: true });
+        }
+        match BINARIES.iter().find(|(binary, _)| *binary == path) {
+            Some((_, symbols)) => Ok(symbols.iter().map(|s| s.to_string()).collect()),
+            None => {
+                Err(TargetError { message: format!("{path}: no such file"), suggestions: vec![], unavailable: false })
+            }
+        }
+    }
+
+    fn online_cpus(&self) -> Option<u32> {
+        Some(FAKE_CPUS)
+    }
+
     fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError> {
+        if path == HUGE_LIBRARY && huge_library_symbols().iter().any(|s| s == symbol) {
+            return Ok(());
+        }
         if path.starts_with("/remote/") {
             return Err(TargetError { message: format!("cannot read {path}"), suggestions: vec![], unavailable: true });
         }
@@ -148,5 +223,24 @@ impl Targets for FakeTargets {
             suggestions: closest(symbol, symbols.iter().map(|s| s.to_string())),
             unavailable: false,
         })
+    }
+}
+
+/// Modules from `tests/data/modules/`: `use a::b;` reads `tests/data/modules/a/b.ppl`, named
+/// `modules/a/b.ppl` in messages.
+#[allow(dead_code)] // only some test binaries load modules
+pub struct DataModules;
+
+impl ppis_lang::modules::ModuleLoader for DataModules {
+    fn load(&self, path: &[String]) -> Result<ppis_lang::modules::LoadedModule, ppis_lang::modules::ModuleError> {
+        let relative = ppis_lang::modules::module_file_name(path);
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/modules").join(&relative);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(ppis_lang::modules::LoadedModule { name: format!("modules/{relative}"), text }),
+            Err(error) => Err(ppis_lang::modules::ModuleError {
+                message: format!("modules/{relative}: {error}"),
+                suggestions: Vec::new(),
+            }),
+        }
     }
 }

@@ -90,7 +90,7 @@ pub enum EngineError {
     BadProbe { probe: String, problem: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Action {
     Attach,
     Detach,
@@ -109,7 +109,7 @@ pub struct Decision {
 }
 
 /// Everything needed to answer "why is this probe on (or off)?".
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Explanation {
     pub probe: String,
     pub t: f64,
@@ -192,6 +192,29 @@ impl Engine {
         }
         self.probes.insert(name, ProbeState { spec: probe, gate: Gate::default(), posterior: 0.0, explanation: None });
         Ok(())
+    }
+
+    /// Forgets a probe (its bundle was unloaded); `false` when it was not registered.
+    pub fn remove_probe(&mut self, name: &str) -> bool {
+        self.probes.remove(name).is_some()
+    }
+
+    /// Forgets a signal and its learned baseline; refused (`false`) while a probe watches it.
+    pub fn remove_signal(&mut self, name: &str) -> bool {
+        if self.probes.values().any(|state| state.spec.signals.iter().any(|signal| signal == name)) {
+            return false;
+        }
+        self.signals.remove(name).is_some()
+    }
+
+    /// Whether the probe is attached as far as the engine's decisions go (`false` if unknown).
+    pub fn is_attached(&self, probe: &str) -> bool {
+        self.probes.get(probe).is_some_and(|state| state.gate.attached)
+    }
+
+    /// Whether a signal of this name is registered.
+    pub fn has_signal(&self, name: &str) -> bool {
+        self.signals.contains_key(name)
     }
 
     /// Feed one window's observation of a signal. Times are seconds on any monotonic clock.

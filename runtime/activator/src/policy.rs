@@ -21,7 +21,7 @@ pub struct GateTiming {
 }
 
 /// Why a probe is (or is about to be) in its state. Rendered in explanations.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub enum Reason {
     /// The score is below the attach threshold.
     BelowThreshold,

@@ -121,7 +121,7 @@ enum NormalModel {
 }
 
 /// Why a signal's posterior is where it is, for explanations.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SignalEvidence {
     pub signal: String,
     pub posterior: f64,

@@ -281,3 +281,27 @@ fn explanations_read_well() {
     let denied = engine.explain("wide").map(|e| e.to_string()).unwrap_or_default();
     insta::assert_snapshot!(format!("{at_rest}\n\n{attach}\n\n{denied}"));
 }
+
+#[test]
+fn probes_and_signals_can_be_removed_when_their_bundle_goes() {
+    let mut engine = latency_engine(&[("deep", probe(&["p99"], 2.0, 100.0))]);
+    let (mut rng, mut t) = (SplitMix64::new(3), 0.0);
+    feed_latency(&mut engine, &mut rng, &mut t, 200, 1.0, 5.0);
+    feed_latency(&mut engine, &mut rng, &mut t, 10, 3.0, 5.0);
+    assert!(engine.is_attached("deep"));
+    assert!(!engine.is_attached("other"));
+    // A watched signal stays; once its probe is gone it can go too.
+    assert!(!engine.remove_signal("p99"));
+    assert!(engine.has_signal("p99"));
+    assert!(engine.remove_probe("deep"));
+    assert!(!engine.remove_probe("deep"));
+    assert!(!engine.is_attached("deep"));
+    assert!(engine.metrics().is_empty());
+    assert!(engine.remove_signal("p99"));
+    assert!(!engine.has_signal("p99"));
+    assert!(matches!(engine.observe(t, "p99", Observation::Value(0.2)), Err(ObserveError::UnknownSignal(_))));
+    // The names can be registered again, from scratch.
+    engine.add_signal("p99", SignalKind::LatencyQuantile).unwrap();
+    engine.add_probe("deep", probe(&["p99"], 2.0, 100.0)).unwrap();
+    assert!(!engine.is_attached("deep"));
+}

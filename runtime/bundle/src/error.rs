@@ -8,7 +8,11 @@ use crate::keys::KeyId;
 pub enum BundleError {
     #[error("not a ppis bundle: the file does not start with the magic bytes \"PPISBNDL\"")]
     BadMagic,
-    #[error("unknown bundle format version {0} (this build reads version {supported})", supported = crate::FORMAT_VERSION)]
+    #[error(
+        "unknown bundle format version {0} (this build reads versions {oldest} to {newest})",
+        oldest = crate::MIN_FORMAT_VERSION,
+        newest = crate::FORMAT_VERSION
+    )]
     UnknownFormatVersion(u16),
     #[error("bundle is truncated: it ends inside {0}")]
     Truncated(String),

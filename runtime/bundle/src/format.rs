@@ -156,7 +156,7 @@ pub(crate) fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, BundleError> {
         return Err(BundleError::Truncated("the format version".into()));
     };
     let format_version = u16::from_le_bytes([version_bytes[0], version_bytes[1]]);
-    if format_version != FORMAT_VERSION {
+    if !(crate::MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&format_version) {
         return Err(BundleError::UnknownFormatVersion(format_version));
     }
     let Some(length_bytes) = bytes.get(10..PREFIX_BYTES) else {

@@ -7,6 +7,7 @@
 //! every entry name is safe, every entry hash matches, and a key in the trust list signed all
 //! bytes before the signature block.
 
+pub mod acc;
 mod error;
 mod format;
 mod inspect;
@@ -31,8 +32,12 @@ use format::{parse_frame, SignatureBlock};
 
 /// First bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"PPISBNDL";
-/// The only format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes: 2 may carry `invariants.json` (abstraction-carrying
+/// code, [`acc`]), which the load-time check reads.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads (version 1: no invariants; the load-time check
+/// ignores an `invariants.json` entry in it).
+pub const MIN_FORMAT_VERSION: u16 = 1;
 /// Magic, version and header length.
 pub const PREFIX_BYTES: usize = 14;
 /// First bytes of the signature block.

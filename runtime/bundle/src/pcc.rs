@@ -10,24 +10,34 @@
 //!    manifest's probes, each of the program type its attach point needs, and the certificate
 //!    has an accepted probe with a cost bound and the same rate for each;
 //! 3. each program's bytecode: only instructions ppis emits, calls only to the helpers allowed
-//!    for its program type, every jump inside the program and strictly forward (so the CFG is
-//!    acyclic, as the certificate's termination obligation says), no path falls off the end;
-//! 4. the worst-path cost recomputed on the bytecode with the host profile stays within what the
-//!    budget allows at the declared rate on this host's CPUs (see [`check_cost`] for why the
-//!    certificate's IR-level number is not the yardstick), and within [`COST_TOLERANCE`] of the
-//!    certified bound, which catches code appended after the proof.
+//!    for its program type, every jump inside the program, no path falls off the end, and every
+//!    jump strictly forward (so the CFG is acyclic, as the certificate's termination obligation
+//!    says) unless the program carries invariants (`invariants.json`, format 2), whose loops
+//!    have certified trip counts;
+//! 4. the worst-path cost recomputed on the bytecode with the host profile (loops priced per
+//!    certified trip, see [`worst_path_with_loops`]) stays within what the budget allows at the
+//!    declared rate on this host's CPUs (see [`check_cost`] for why the certificate's IR-level
+//!    number is not the yardstick), and within [`COST_TOLERANCE`] of the certified bound, which
+//!    catches code appended after the proof;
+//! 5. for a program with invariants: abstraction-carrying code ([`crate::acc`]): the stated
+//!    per-leader abstract states are consistent with the code in one linear pass, prove every
+//!    memory access, null check, stack access and division safe, and every loop's trip count is
+//!    at least what the code and the states justify.
 //!
-//! Boundary: pure, no syscalls: bytes in, a report or one error out.
-//! Out of scope: per-instruction abstract invariants ("abstraction-carrying code": checking
-//! the certificate's memory-safety facts on the bytecode); the kernel verifier still runs on load.
+//! Boundary: pure, no syscalls: bytes in, a report or one error out. The kernel verifier still
+//! runs on load.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolSection};
 use ppis_manifest::profile::{CostProfile, MapHelperCost};
 use ppis_manifest::{Attach, Manifest, MANIFEST_SECTION};
 use serde::Deserialize;
 
+use crate::acc::{
+    self, AccError, Invariants, InvariantsFile, LoopBound, ObjectMaps, ProgramInvariants, INVARIANTS_ENTRY,
+    INVARIANTS_FORMAT, INVARIANTS_VERSION,
+};
 use crate::{sha256_hex, Bundle, Header};
 
 /// How far the bytecode-level worst case may exceed the certified (IR-level) bound, as a
@@ -74,6 +84,9 @@ pub enum Rule {
     ControlFlow,
     /// The recomputed cost is over the budget or far over the certified bound.
     Cost,
+    /// The invariants (`invariants.json`) are unreadable, inconsistent with the code, do not
+    /// prove a memory access safe, or claim a loop bound the code does not justify.
+    Invariants,
 }
 
 /// Why a bundle was refused: one rule and one line naming the program and the numbers.
@@ -115,10 +128,13 @@ pub struct PccReport {
 
 /// Checks a bundle that [`crate::read_bundle`] accepted.
 pub fn check_bundle(bundle: &Bundle, policy: &HostPolicy) -> Result<PccReport, PccError> {
-    check(&bundle.header, &bundle.manifest, &bundle.object, &bundle.certificate, policy)
+    // Format 1 predates invariants: an entry of that name there is just an extra file.
+    let invariants = bundle.extra.get(INVARIANTS_ENTRY).filter(|_| bundle.format_version >= 2).map(Vec::as_slice);
+    check_with_invariants(&bundle.header, &bundle.manifest, &bundle.object, &bundle.certificate, invariants, policy)
 }
 
-/// Checks the parts of a bundle; see the module documentation for the rules.
+/// Checks the parts of a bundle that carries no invariants (so no loops and no
+/// abstraction-carrying memory-safety check); see the module documentation for the rules.
 pub fn check(
     header: &Header,
     manifest: &Manifest,
@@ -126,7 +142,20 @@ pub fn check(
     certificate: &[u8],
     policy: &HostPolicy,
 ) -> Result<PccReport, PccError> {
+    check_with_invariants(header, manifest, object, certificate, None, policy)
+}
+
+/// Checks the parts of a bundle, with the bytes of its `invariants.json` entry if it has one.
+pub fn check_with_invariants(
+    header: &Header,
+    manifest: &Manifest,
+    object: &[u8],
+    certificate: &[u8],
+    invariants: Option<&[u8]>,
+    policy: &HostPolicy,
+) -> Result<PccReport, PccError> {
     let certificate = parse_certificate(certificate)?;
+    let invariants = invariants.map(parse_invariants).transpose()?;
     check_hashes(header, object, &certificate, policy)?;
     let parsed = ParsedObject::parse(object)?;
     check_manifest_section(&parsed, manifest)?;
@@ -143,6 +172,14 @@ pub fn check(
         return Err(refuse(
             Rule::Consistency,
             format!("the object has a program {extra} that the manifest does not list"),
+        ));
+    }
+    if let Some(unknown) =
+        invariants.as_ref().and_then(|file| file.programs.keys().find(|name| !parsed.programs.contains_key(*name)))
+    {
+        return Err(refuse(
+            Rule::Invariants,
+            format!("{INVARIANTS_ENTRY} annotates {unknown}, which is not in the object"),
         ));
     }
     let mut probes = Vec::with_capacity(manifest.probes.len());
@@ -189,10 +226,18 @@ pub fn check(
             .ok_or_else(|| refuse(Rule::Consistency, format!("program {name} declares no event rate")))?;
         let code = decode(name, &program.code)?;
         check_instructions(name, kind, &code)?;
-        let graph = control_flow(name, &code)?;
+        let stated = invariants.as_ref().and_then(|file| file.programs.get(name));
+        let graph = control_flow(name, &code, stated.is_some())?;
         let prices = Prices::new(policy.profile);
         let trigger_ps = prices.trigger(kind);
-        let path_ps = worst_path(&code, &graph, &prices, &program.map_types);
+        // Priced with the stated trip counts first (an honest bundle's cost refusal names the
+        // cost), then the invariants and those counts are checked against the code.
+        let stated_loops = stated.map(|s| s.loops.as_slice()).unwrap_or(&[]);
+        let path_ps = if graph.has_back_edges {
+            worst_path_with_loops(name, &code, &graph, &prices, &program.map_types, stated_loops)?
+        } else {
+            worst_path(&code, &graph, &prices, &program.map_types)
+        };
         let report = ProbeReport {
             program: name.clone(),
             instructions: code.iter().filter(|i| !i.is_second_slot).count(),
@@ -204,6 +249,9 @@ pub fn check(
             trigger_ns: nanos(trigger_ps),
         };
         check_cost(&report)?;
+        if let Some(stated) = stated {
+            check_abstraction(name, kind, &code, program, &parsed.maps, stated)?;
+        }
         probes.push(report);
     }
     Ok(PccReport { probes })
@@ -337,6 +385,84 @@ fn check_hashes(
     Ok(())
 }
 
+fn parse_invariants(bytes: &[u8]) -> Result<InvariantsFile, PccError> {
+    let file: InvariantsFile = serde_json::from_slice(bytes)
+        .map_err(|error| refuse(Rule::Invariants, format!("{INVARIANTS_ENTRY} is not readable: {error}")))?;
+    if file.format != INVARIANTS_FORMAT || file.version != INVARIANTS_VERSION {
+        return Err(refuse(
+            Rule::Invariants,
+            format!(
+                "{INVARIANTS_ENTRY} is {} version {} (this build reads {INVARIANTS_FORMAT} version {INVARIANTS_VERSION})",
+                file.format, file.version
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// The abstraction-carrying-code check of one program (`acc::check`): its stated invariants are
+/// consistent with its bytecode, every memory access and division is safe under them, and every
+/// loop's stated trip count is at least what the code justifies.
+fn check_abstraction(
+    name: &str,
+    kind: ProgramKind,
+    code: &[Insn],
+    program: &ProgramBytes,
+    maps: &ObjectMaps,
+    stated: &ProgramInvariants,
+) -> Result<(), PccError> {
+    let wrap = |error: AccError| refuse(Rule::Invariants, format!("program {name}: {error}"));
+    let invariants = Invariants::decode(stated, maps).map_err(wrap)?;
+    let analysed = acc::Program::new(kind, code, &program.map_refs, maps);
+    acc::check(&analysed, &invariants).map_err(wrap)?;
+    Ok(())
+}
+
+/// Only the abstraction-carrying-code part of the check, for every program of `object` that
+/// `invariants` annotates: the invariants are consistent with the code, prove its memory
+/// accesses safe, and bound its loops. Returns each annotated program's loop bounds.
+pub fn check_invariants(object: &[u8], invariants: &[u8]) -> Result<BTreeMap<String, Vec<LoopBound>>, PccError> {
+    let file = parse_invariants(invariants)?;
+    let parsed = ParsedObject::parse(object)?;
+    let mut bounds = BTreeMap::new();
+    for (name, stated) in &file.programs {
+        let program = parsed.programs.get(name).ok_or_else(|| {
+            refuse(Rule::Invariants, format!("{INVARIANTS_ENTRY} annotates {name}, which is not in the object"))
+        })?;
+        let code = decode(name, &program.code)?;
+        check_instructions(name, program.kind, &code)?;
+        control_flow(name, &code, true)?;
+        let wrap = |error: AccError| refuse(Rule::Invariants, format!("program {name}: {error}"));
+        let invariants = Invariants::decode(stated, &parsed.maps).map_err(wrap)?;
+        let analysed = acc::Program::new(program.kind, &code, &program.map_refs, &parsed.maps);
+        bounds.insert(name.clone(), acc::check(&analysed, &invariants).map_err(wrap)?);
+    }
+    Ok(bounds)
+}
+
+/// What `ppisc` ships as `invariants.json`: the abstract interpretation of every program of
+/// `object`, run to a fixpoint on the final bytecode. A program the analysis cannot prove safe
+/// (or whose loop it cannot bound) is left out and listed in the second result with why; the
+/// loader then applies the rules for a bundle without invariants to it (no loops).
+pub fn produce_invariants(object: &[u8]) -> Result<(Vec<u8>, Vec<(String, String)>), PccError> {
+    let parsed = ParsedObject::parse(object)?;
+    let mut programs = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for (name, program) in &parsed.programs {
+        let code = decode(name, &program.code)?;
+        let analysed = acc::Program::new(program.kind, &code, &program.map_refs, &parsed.maps);
+        match acc::analyse(&analysed) {
+            Ok(invariants) => {
+                programs.insert(name.clone(), invariants.encode(&parsed.maps));
+            }
+            Err(error) => skipped.push((name.clone(), error.to_string())),
+        }
+    }
+    let file = InvariantsFile { format: INVARIANTS_FORMAT.into(), version: INVARIANTS_VERSION, programs };
+    let json = serde_json::to_vec(&file).map_err(|error| refuse(Rule::Invariants, error.to_string()))?;
+    Ok((json, skipped))
+}
+
 fn check_manifest_section(parsed: &ParsedObject, manifest: &Manifest) -> Result<(), PccError> {
     let text = parsed
         .manifest
@@ -356,6 +482,10 @@ pub enum ProgramKind {
     Tracepoint,
     Uprobe,
     Uretprobe,
+    /// `raw_tracepoint/` sections: raw tracepoints, and `begin`/`end` (run once).
+    RawTracepoint,
+    /// `perf_event/` sections: `profile` and `interval`.
+    PerfEvent,
 }
 
 impl ProgramKind {
@@ -364,6 +494,8 @@ impl ProgramKind {
             "tracepoint" => Some(ProgramKind::Tracepoint),
             "uprobe" => Some(ProgramKind::Uprobe),
             "uretprobe" => Some(ProgramKind::Uretprobe),
+            "raw_tracepoint" => Some(ProgramKind::RawTracepoint),
+            "perf_event" => Some(ProgramKind::PerfEvent),
             _ => None,
         }
     }
@@ -373,14 +505,31 @@ impl ProgramKind {
             Attach::Tracepoint { .. } => ProgramKind::Tracepoint,
             Attach::Uprobe { .. } => ProgramKind::Uprobe,
             Attach::Uretprobe { .. } => ProgramKind::Uretprobe,
+            Attach::RawTracepoint { .. } | Attach::Begin | Attach::End => ProgramKind::RawTracepoint,
+            Attach::Profile { .. } | Attach::Interval { .. } => ProgramKind::PerfEvent,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ProgramKind::Tracepoint => "tracepoint",
             ProgramKind::Uprobe => "uprobe",
             ProgramKind::Uretprobe => "uretprobe",
+            ProgramKind::RawTracepoint => "raw_tracepoint",
+            ProgramKind::PerfEvent => "perf_event",
+        }
+    }
+
+    /// Bytes of the context a program of this type may read: `struct pt_regs` for uprobes
+    /// (x86-64: 21 registers), the largest tracepoint record the kernel hands a BPF program.
+    pub fn context_bytes(self) -> u32 {
+        match self {
+            ProgramKind::Tracepoint => TRACEPOINT_CONTEXT_BYTES,
+            ProgramKind::Uprobe | ProgramKind::Uretprobe => PT_REGS_BYTES,
+            // `struct bpf_raw_tracepoint_args`: at most 12 u64 arguments.
+            ProgramKind::RawTracepoint => 12 * 8,
+            // `struct bpf_perf_event_data`: pt_regs, sample_period, addr.
+            ProgramKind::PerfEvent => PT_REGS_BYTES + 16,
         }
     }
 
@@ -398,6 +547,8 @@ impl ProgramKind {
             helper::GET_CURRENT_COMM,
             helper::PROBE_READ_USER_STR,
             helper::PROBE_READ_KERNEL_STR,
+            helper::GET_STACKID,
+            helper::RINGBUF_OUTPUT,
         ]
     }
 }
@@ -414,7 +565,17 @@ pub mod helper {
     pub const GET_CURRENT_COMM: i32 = 16;
     pub const PROBE_READ_USER_STR: i32 = 114;
     pub const PROBE_READ_KERNEL_STR: i32 = 115;
+    /// `ustack`/`kstack` keys: writes only into a stack-trace map.
+    pub const GET_STACKID: i32 = 27;
+    /// `emit`/`print`: copies a stack record into the ring buffer.
+    pub const RINGBUF_OUTPUT: i32 = 130;
 }
+
+/// `sizeof(struct pt_regs)` on x86-64, the context of uprobe programs.
+const PT_REGS_BYTES: u32 = 21 * 8;
+/// A tracepoint record's size is the event's (tracefs `format`), at most a page: the kernel
+/// verifier still checks the exact size on load.
+const TRACEPOINT_CONTEXT_BYTES: u32 = 4096;
 
 /// The most bytes a string read can copy: its destination is on the 512-byte stack.
 const MAX_STRING_READ_BYTES: u32 = 512;
@@ -426,6 +587,10 @@ enum MapType {
     Array,
     PerCpuHash,
     PerCpuArray,
+    /// `BPF_MAP_TYPE_STACK_TRACE`, behind `ustack`/`kstack` keys.
+    StackTrace,
+    /// `BPF_MAP_TYPE_RINGBUF`, where `emit`/`print` records go.
+    RingBuf,
 }
 
 impl MapType {
@@ -435,6 +600,8 @@ impl MapType {
             2 => Some(MapType::Array),
             5 => Some(MapType::PerCpuHash),
             6 => Some(MapType::PerCpuArray),
+            7 => Some(MapType::StackTrace),
+            27 => Some(MapType::RingBuf),
             _ => None,
         }
     }
@@ -446,11 +613,15 @@ struct ProgramBytes {
     code: Vec<u8>,
     /// By instruction slot index: the type of the map an `ld_imm64` there is relocated to.
     map_types: BTreeMap<usize, MapType>,
+    /// By instruction slot index: the index in [`ParsedObject::maps`] of that map.
+    map_refs: BTreeMap<usize, u16>,
 }
 
 struct ParsedObject {
     programs: BTreeMap<String, ProgramBytes>,
     manifest: Option<String>,
+    /// Every map's name and sizes, for the abstract interpretation.
+    maps: crate::acc::ObjectMaps,
 }
 
 impl ParsedObject {
@@ -469,6 +640,7 @@ impl ParsedObject {
         };
         // Map definitions: symbols of the legacy `maps` section, `u32` type first.
         let mut map_types_by_symbol = BTreeMap::new();
+        let mut map_defs_by_symbol = BTreeMap::new();
         if let Some(maps) = file.section_by_name("maps") {
             let data = maps.data().map_err(|error| bad(error.to_string()))?;
             for symbol in file.symbols().filter(|s| s.section_index() == Some(maps.index())) {
@@ -482,8 +654,26 @@ impl ParsedObject {
                 let map_type = MapType::from_id(id)
                     .ok_or_else(|| refuse(Rule::Instruction, format!("map type {id} is not one ppis creates")))?;
                 map_types_by_symbol.insert(symbol.index().0, map_type);
+                let field = |at: usize| {
+                    data.get(start + at..start + at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                };
+                let name = symbol.name().map_err(|error| bad(error.to_string()))?.to_string();
+                let (Some(key_size), Some(value_size)) = (field(4), field(8)) else {
+                    return Err(bad(format!("map {name} lies outside the maps section")));
+                };
+                map_defs_by_symbol.insert(symbol.index().0, crate::acc::MapDef { name, key_size, value_size });
             }
         }
+        let mut defs: Vec<crate::acc::MapDef> = map_defs_by_symbol.values().cloned().collect();
+        defs.sort_by(|a, b| a.name.cmp(&b.name));
+        if defs.len() > usize::from(u16::MAX) {
+            return Err(bad(format!("{} maps", defs.len())));
+        }
+        let maps = crate::acc::ObjectMaps { maps: defs };
+        let map_index_of_symbol = |symbol: usize| {
+            let def = map_defs_by_symbol.get(&symbol)?;
+            maps.maps.iter().position(|m| m == def).and_then(|i| u16::try_from(i).ok())
+        };
         let mut programs = BTreeMap::new();
         for symbol in file.symbols().filter(|s| s.kind() == object::SymbolKind::Text) {
             let SymbolSection::Section(index) = symbol.section() else { continue };
@@ -503,6 +693,7 @@ impl ParsedObject {
                 return Err(bad(format!("program {name} is {} bytes, not a whole number of instructions", code.len())));
             }
             let mut map_types = BTreeMap::new();
+            let mut map_refs = BTreeMap::new();
             for (offset, relocation) in section.relocations() {
                 let Some(offset) = usize::try_from(offset).ok().and_then(|o| o.checked_sub(start)) else { continue };
                 if offset >= size {
@@ -515,25 +706,29 @@ impl ParsedObject {
                     refuse(Rule::Instruction, format!("program {name} refers to a symbol that is not a map"))
                 })?;
                 map_types.insert(offset / INSN_BYTES, map_type);
+                if let Some(index) = map_index_of_symbol(target.0) {
+                    map_refs.insert(offset / INSN_BYTES, index);
+                }
             }
-            if programs.insert(name.clone(), ProgramBytes { kind, code: code.to_vec(), map_types }).is_some() {
+            if programs.insert(name.clone(), ProgramBytes { kind, code: code.to_vec(), map_types, map_refs }).is_some()
+            {
                 return Err(bad(format!("program {name} is defined twice")));
             }
         }
-        Ok(ParsedObject { programs, manifest })
+        Ok(ParsedObject { programs, manifest, maps })
     }
 }
 
 /// One decoded instruction slot.
 #[derive(Clone, Copy, Debug)]
-struct Insn {
-    opcode: u8,
-    dst: u8,
-    src: u8,
-    offset: i16,
-    imm: i32,
+pub struct Insn {
+    pub opcode: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub offset: i16,
+    pub imm: i32,
     /// The second half of an `ld_imm64`: data, not an instruction.
-    is_second_slot: bool,
+    pub is_second_slot: bool,
 }
 
 const CLASS_LD: u8 = 0x00;
@@ -545,34 +740,34 @@ const CLASS_JMP: u8 = 0x05;
 const CLASS_JMP32: u8 = 0x06;
 const CLASS_ALU64: u8 = 0x07;
 const MODE_MEM: u8 = 0x60;
-const LD_IMM64: u8 = 0x18;
+pub(crate) const LD_IMM64: u8 = 0x18;
 const JMP_JA: u8 = 0x00;
 const JMP_CALL: u8 = 0x80;
 const JMP_EXIT: u8 = 0x90;
 const FRAME_POINTER: u8 = 10;
 
 impl Insn {
-    fn class(&self) -> u8 {
+    pub(crate) fn class(&self) -> u8 {
         self.opcode & 0x07
     }
-    fn jump_op(&self) -> u8 {
+    pub(crate) fn jump_op(&self) -> u8 {
         self.opcode & 0xf0
     }
-    fn is_jump_class(&self) -> bool {
+    pub(crate) fn is_jump_class(&self) -> bool {
         matches!(self.class(), CLASS_JMP | CLASS_JMP32)
     }
-    fn is_call(&self) -> bool {
+    pub(crate) fn is_call(&self) -> bool {
         self.class() == CLASS_JMP && self.jump_op() == JMP_CALL
     }
-    fn is_exit(&self) -> bool {
+    pub(crate) fn is_exit(&self) -> bool {
         self.class() == CLASS_JMP && self.jump_op() == JMP_EXIT
     }
     /// Conditional jumps and `ja`: those with an offset target.
-    fn jump_target(&self, index: usize) -> Option<isize> {
+    pub(crate) fn jump_target(&self, index: usize) -> Option<isize> {
         (self.is_jump_class() && !self.is_call() && !self.is_exit()).then(|| index as isize + 1 + self.offset as isize)
     }
     /// Whether this instruction writes register `reg` (calls clobber r0-r5).
-    fn writes(&self, reg: u8) -> bool {
+    pub(crate) fn writes(&self, reg: u8) -> bool {
         match self.class() {
             CLASS_ALU | CLASS_ALU64 | CLASS_LDX => self.dst == reg,
             CLASS_LD => self.opcode == LD_IMM64 && self.dst == reg,
@@ -582,7 +777,7 @@ impl Insn {
     }
 }
 
-fn decode(name: &str, code: &[u8]) -> Result<Vec<Insn>, PccError> {
+pub(crate) fn decode(name: &str, code: &[u8]) -> Result<Vec<Insn>, PccError> {
     let mut insns: Vec<Insn> = code
         .chunks_exact(INSN_BYTES)
         .map(|b| Insn {
@@ -684,12 +879,14 @@ struct ControlFlow {
     successors: Vec<Vec<usize>>,
     /// Slots some jump lands on: straight-line reasoning stops there.
     jump_targets: Vec<bool>,
+    /// Some jump goes backwards (only allowed when the program carries invariants).
+    has_back_edges: bool,
 }
 
 /// Builds the CFG and checks it: every jump lands on an instruction of the program, strictly
 /// after itself (so there is no cycle: the termination the certificate claims holds for the
 /// bytecode too), and no path runs past the last instruction.
-fn control_flow(name: &str, code: &[Insn]) -> Result<ControlFlow, PccError> {
+fn control_flow(name: &str, code: &[Insn], loops_allowed: bool) -> Result<ControlFlow, PccError> {
     let n = code.len();
     let mut successors = vec![Vec::new(); n];
     let mut jump_targets = vec![false; n];
@@ -700,7 +897,7 @@ fn control_flow(name: &str, code: &[Insn]) -> Result<ControlFlow, PccError> {
             continue;
         }
         if let Some(target) = insn.jump_target(index) {
-            if target <= index as isize {
+            if target <= index as isize && !loops_allowed {
                 return Err(refuse(
                     Rule::ControlFlow,
                     format!("program {name}: insn {index} jumps back to insn {target}: the bytecode has a loop"),
@@ -728,7 +925,8 @@ fn control_flow(name: &str, code: &[Insn]) -> Result<ControlFlow, PccError> {
             successors[index].push(next);
         }
     }
-    Ok(ControlFlow { successors, jump_targets })
+    let has_back_edges = successors.iter().enumerate().any(|(index, succ)| succ.iter().any(|target| *target <= index));
+    Ok(ControlFlow { successors, jump_targets, has_back_edges })
 }
 
 /// Host prices in integer picoseconds, like the verifier's, so sums are exact.
@@ -759,6 +957,8 @@ impl Prices<'_> {
             ProgramKind::Tracepoint => t.tracepoint,
             ProgramKind::Uprobe => t.uprobe,
             ProgramKind::Uretprobe => t.uretprobe,
+            ProgramKind::RawTracepoint => t.raw_tracepoint,
+            ProgramKind::PerfEvent => t.perf_event,
         })
     }
 
@@ -780,7 +980,10 @@ impl Prices<'_> {
                     Some(MapType::Array) => cost.array,
                     Some(MapType::PerCpuHash) => cost.percpu_hash,
                     Some(MapType::PerCpuArray) => cost.percpu_array,
-                    None => cost.max(),
+                    // Map helpers never run on a stack map (only `get_stackid`, priced below).
+                    Some(MapType::StackTrace) | None => cost.max(),
+                    // Nor on a ring buffer (only `ringbuf_output`, priced below).
+                    Some(MapType::RingBuf) => cost.max(),
                 };
                 let helper_ns = match insn.imm {
                     helper::MAP_LOOKUP_ELEM => by_map(&h.map_lookup_elem),
@@ -793,11 +996,17 @@ impl Prices<'_> {
                     helper::GET_CURRENT_COMM => h.get_current_comm,
                     helper::PROBE_READ_USER_STR => h.probe_read_user_str.cost(read_len),
                     helper::PROBE_READ_KERNEL_STR => h.probe_read_kernel_str.cost(read_len),
+                    helper::GET_STACKID => h.get_stackid,
+                    // `read_len` is the record size (r3) for this helper.
+                    helper::RINGBUF_OUTPUT => h.ringbuf_output.cost(read_len),
                     // Unreachable after `check_instructions`; priced like the dearest helper.
                     _ => h.map_update_elem.max(),
                 };
                 picos(i.call) + picos(helper_ns)
             }
+            // The exit also carries the per-run cost, as the verifier's `ret` does: every run
+            // leaves through exactly one exit.
+            _ if insn.is_exit() => picos(i.branch) + picos(i.run),
             // Jumps, branches and the exit, as the verifier prices IR terminators.
             _ => picos(i.branch),
         }
@@ -837,11 +1046,12 @@ fn map_of_call(
 }
 
 /// The size bound of a string read: `r2 = N` (`mov r2, imm`) in straight-line code, else the
-/// largest possible destination.
+/// largest possible destination. For `ringbuf_output`, the record size in r3 alike.
 fn read_len_of_call(code: &[Insn], graph: &ControlFlow, call: usize) -> u32 {
     const MOV64_IMM: u8 = 0xb7;
     const MOV32_IMM: u8 = 0xb4;
-    last_write(code, graph, call, 2)
+    let length_register = if code[call].imm == helper::RINGBUF_OUTPUT { 3 } else { 2 };
+    last_write(code, graph, call, length_register)
         .map(|index| code[index])
         .filter(|insn| matches!(insn.opcode, MOV64_IMM | MOV32_IMM))
         .and_then(|insn| u32::try_from(insn.imm).ok())
@@ -863,6 +1073,148 @@ fn worst_path(code: &[Insn], graph: &ControlFlow, prices: &Prices, map_types: &B
         best[index] = prices.insn(insn, map, read_len) + tail;
     }
     best.first().copied().unwrap_or(0)
+}
+
+/// The heaviest path when the code has loops, in picoseconds. Loops are collapsed innermost
+/// first into their header: a loop whose back edge may be taken `N` times costs
+/// `N × (heaviest path header → back edge) + (heaviest path header → a way out)`: `N` full
+/// iterations, then the last, partial one, which leaves the loop (at its exit test, or an
+/// `exit` or jump out of the body). The collapsed header then leads to every exit target, and
+/// nested loops compose (the inner loop's total is one node of the outer loop's iteration). A
+/// back edge without a stated bound is priced as never taken; the invariants check refuses it
+/// afterwards unless it is dead.
+fn worst_path_with_loops(
+    name: &str,
+    code: &[Insn],
+    graph: &ControlFlow,
+    prices: &Prices,
+    map_types: &BTreeMap<usize, MapType>,
+    loops: &[LoopBound],
+) -> Result<u64, PccError> {
+    let cycle = || {
+        refuse(
+            Rule::ControlFlow,
+            format!("program {name}: the control flow has a cycle that is not a loop with one header"),
+        )
+    };
+    let shape = acc::Shape::of(code);
+    let n = code.len();
+    let mut cost: Vec<u64> = (0..n)
+        .map(|index| {
+            let insn = &code[index];
+            if insn.is_second_slot {
+                return 0;
+            }
+            let map = insn.is_call().then(|| map_of_call(code, graph, map_types, index)).flatten();
+            let read_len = if insn.is_call() { read_len_of_call(code, graph, index) } else { 0 };
+            prices.insn(insn, map, read_len)
+        })
+        .collect();
+    // Each instruction's representative: itself, or the header of the collapsed loop it is in.
+    let mut rep: Vec<usize> = (0..n).collect();
+    let mut edges: Vec<BTreeSet<usize>> = graph.successors.iter().map(|s| s.iter().copied().collect()).collect();
+    let mut by_size: Vec<(BTreeSet<usize>, usize, usize)> =
+        shape.back_edges.iter().map(|&(source, header)| (shape.natural_loop(source, header), source, header)).collect();
+    by_size.sort_by_key(|(body, _, _)| body.len());
+    for (body, source, header) in by_size {
+        let trips = loops
+            .iter()
+            .find(|l| l.back_edge == source && l.header == header)
+            .map_or(0, |l| l.max_trips.min(acc::MAX_TRIPS));
+        let members: BTreeSet<usize> = body.iter().map(|pc| rep[*pc]).collect();
+        let (head, tail) = (rep[header], rep[source]);
+        if head != header {
+            return Err(cycle());
+        }
+        // Heaviest paths from the header inside the loop, back edges to it cut.
+        let inner: Vec<(usize, Vec<usize>)> = members
+            .iter()
+            .map(|u| (*u, edges[*u].iter().copied().filter(|t| *t != head && members.contains(t)).collect()))
+            .collect();
+        let inner: BTreeMap<usize, Vec<usize>> = inner.into_iter().collect();
+        let inner_edges = |u: usize| inner[&u].clone();
+        let mut indegree: BTreeMap<usize, usize> = members.iter().map(|m| (*m, 0)).collect();
+        for u in &members {
+            for t in inner_edges(*u) {
+                *indegree.get_mut(&t).expect("member") += 1;
+            }
+        }
+        let mut ready: Vec<usize> = indegree.iter().filter(|(_, d)| **d == 0).map(|(m, _)| *m).collect();
+        let mut order = Vec::with_capacity(members.len());
+        while let Some(u) = ready.pop() {
+            order.push(u);
+            for t in inner_edges(u) {
+                let d = indegree.get_mut(&t).expect("member");
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(t);
+                }
+            }
+        }
+        if order.len() != members.len() {
+            return Err(cycle());
+        }
+        let mut from_head: BTreeMap<usize, u64> = BTreeMap::new();
+        from_head.insert(head, cost[head]);
+        for u in &order {
+            let Some(&at) = from_head.get(u) else { continue };
+            for t in inner_edges(*u) {
+                let through = at.saturating_add(cost[t]);
+                let entry = from_head.entry(t).or_insert(0);
+                *entry = (*entry).max(through);
+            }
+        }
+        let iteration = from_head.get(&tail).copied().unwrap_or(0);
+        let exits: BTreeSet<usize> =
+            members.iter().flat_map(|u| edges[*u].iter().copied()).filter(|t| !members.contains(t)).collect();
+        let leaving = members
+            .iter()
+            .filter(|u| edges[**u].is_empty() || edges[**u].iter().any(|t| !members.contains(t)))
+            .filter_map(|u| from_head.get(u).copied())
+            .max()
+            .unwrap_or(0);
+        cost[head] = iteration.saturating_mul(trips).saturating_add(leaving);
+        for pc in 0..n {
+            if members.contains(&rep[pc]) {
+                rep[pc] = head;
+            }
+        }
+        for member in members.iter().filter(|m| **m != head) {
+            edges[*member].clear();
+            cost[*member] = 0;
+        }
+        edges[head] = exits;
+        for succ in edges.iter_mut() {
+            *succ = succ.iter().map(|t| rep[*t]).collect();
+        }
+    }
+    // The remaining graph is a DAG from instruction 0.
+    let mut indegree = vec![0usize; n];
+    for succ in &edges {
+        for t in succ {
+            indegree[*t] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|i| indegree[*i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(u) = ready.pop() {
+        order.push(u);
+        for t in &edges[u] {
+            indegree[*t] -= 1;
+            if indegree[*t] == 0 {
+                ready.push(*t);
+            }
+        }
+    }
+    if order.len() != n {
+        return Err(cycle());
+    }
+    let mut best = vec![0u64; n];
+    for &u in order.iter().rev() {
+        let tail = edges[u].iter().map(|t| best[*t]).max().unwrap_or(0);
+        best[u] = cost[u].saturating_add(tail);
+    }
+    Ok(best[rep[0]])
 }
 
 fn helper_calls(code: &[Insn]) -> BTreeMap<i32, u32> {
@@ -926,8 +1278,10 @@ mod tests {
                 attach: Attach::Tracepoint { category: "syscalls".into(), name: "sys_enter_getpid".into() },
                 rate_per_sec: Some(rate),
                 line: 1,
+                activation: None,
             }],
             maps: vec![],
+            events: None,
         }
     }
 
@@ -1007,6 +1361,172 @@ mod tests {
         let certificate = certificate(&object, &profile, 1000, bound_ns);
         let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
         check(&header(&profile), &manifest, &object, &certificate, &policy)
+    }
+
+    /// Like [`check_code`], with the invariants `ppisc` would produce for the object.
+    fn check_code_with_invariants(code: &[[u8; 8]], bound_ns: f64) -> Result<PccReport, PccError> {
+        let profile = CostProfile::reference();
+        let manifest = manifest(1000);
+        let object = object(code, &manifest);
+        let (invariants, skipped) = produce_invariants(&object).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let certificate = certificate(&object, &profile, 1000, bound_ns);
+        let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
+        check_with_invariants(&header(&profile), &manifest, &object, &certificate, Some(&invariants), &policy)
+    }
+
+    fn jump(opcode: u8, dst: u8, imm: i32, offset: i16) -> [u8; 8] {
+        insn(opcode, dst, 0, offset, imm)
+    }
+    fn add_imm(dst: u8, imm: i32) -> [u8; 8] {
+        insn(0x07, dst, 0, 0, imm)
+    }
+    const JGE_IMM: u8 = 0x35;
+
+    #[test]
+    fn a_counted_loop_carries_its_trip_count_and_is_priced_per_trip() {
+        let code = vec![
+            mov_imm(6, 0),
+            jump(JGE_IMM, 6, 4, 3), // 1: loop header, leaves to 5
+            call(helper::KTIME_GET_NS),
+            add_imm(6, 1),
+            ja(-4), // 4: back to 1
+            mov_imm(0, 0),
+            exit(),
+        ];
+        let error = check_code(&code, 1e6).unwrap_err();
+        assert!(error.message.contains("the bytecode has a loop"), "{error}");
+        let report = check_code_with_invariants(&code, 1e6).unwrap();
+        let p = CostProfile::reference();
+        let (i, h) = (&p.instructions, &p.helpers);
+        // r6 is 0..=4 at the header: 4 back edges, so 4 full iterations, then the exit test.
+        let iteration = i.branch + i.call + h.ktime_get_ns + i.alu + i.branch;
+        let expected = p.triggers.tracepoint + i.alu + 4.0 * iteration + i.branch + i.alu + i.branch;
+        assert!((report.probes[0].bytecode_bound_ns - expected).abs() < 1e-6, "{report:?} vs {expected}");
+    }
+
+    #[test]
+    fn nested_loops_multiply_their_trip_counts() {
+        let code = vec![
+            mov_imm(6, 0),
+            jump(JGE_IMM, 6, 2, 6), // 1: outer header, leaves to 8
+            mov_imm(7, 0),
+            jump(JGE_IMM, 7, 3, 2), // 3: inner header, leaves to 6
+            add_imm(7, 1),
+            ja(-3), // 5: back to 3
+            add_imm(6, 1),
+            ja(-7), // 7: back to 1
+            mov_imm(0, 0),
+            exit(),
+        ];
+        let profile = CostProfile::reference();
+        let manifest = manifest(1000);
+        let object = object(&code, &manifest);
+        let (invariants, _) = produce_invariants(&object).unwrap();
+        let bounds = check_invariants(&object, &invariants).unwrap();
+        assert_eq!(
+            bounds["probe0"],
+            vec![
+                LoopBound { header: 3, back_edge: 5, max_trips: 3 },
+                LoopBound { header: 1, back_edge: 7, max_trips: 2 }
+            ]
+        );
+        let report = check_code_with_invariants(&code, 1e6).unwrap();
+        let i = &profile.instructions;
+        // The inner loop: 3 iterations and its exit test; the outer one: 2 iterations, each
+        // with a whole inner loop, and its exit test.
+        let inner = 3.0 * (i.branch + i.alu + i.branch) + i.branch;
+        let outer = 2.0 * (i.branch + i.alu + inner + i.alu + i.branch) + i.branch;
+        let expected = profile.triggers.tracepoint + i.alu + outer + i.alu + i.branch;
+        assert!((report.probes[0].bytecode_bound_ns - expected).abs() < 1e-6, "{report:?} vs {expected}");
+    }
+
+    #[test]
+    fn a_loop_without_a_counter_gets_no_invariants() {
+        // `r6 = ktime; loop: if r6 >= 4 goto out; r6 = ktime; goto loop`: no monotone counter.
+        let code = vec![
+            call(helper::KTIME_GET_NS),
+            insn(0xbf, 6, 0, 0, 0),
+            jump(JGE_IMM, 6, 4, 3),
+            call(helper::KTIME_GET_NS),
+            insn(0xbf, 6, 0, 0, 0),
+            ja(-4),
+            mov_imm(0, 0),
+            exit(),
+        ];
+        let (_, skipped) = produce_invariants(&object(&code, &manifest(1000))).unwrap();
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].1.contains("of the loop is a counter"), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_dereference_without_null_check_gets_no_invariants() {
+        let mut code = lookup_program();
+        code.insert(6, insn(0x79, 1, 0, 0, 0)); // r1 = *(u64 *)(r0 + 0), right after the lookup
+        let (_, skipped) = produce_invariants(&object(&code, &manifest(1000))).unwrap();
+        assert_eq!(
+            skipped,
+            vec![(
+                "probe0".to_string(),
+                "insn 6: dereferences a map value that may be null (no null check on this path)".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_division_needs_a_divisor_proven_non_zero() {
+        // r6 = ktime; if r6 == 0 goto out; r1 = 100; r1 /= r6; out: r0 = 0; exit
+        let guarded = vec![
+            call(helper::KTIME_GET_NS),
+            insn(0xbf, 6, 0, 0, 0),
+            jump(0x15, 6, 0, 2), // if r6 == 0 goto +2
+            mov_imm(1, 100),
+            insn(0x3f, 1, 6, 0, 0), // r1 /= r6
+            mov_imm(0, 0),
+            exit(),
+        ];
+        check_code_with_invariants(&guarded, 1e6).unwrap();
+        let mut unguarded = guarded.clone();
+        unguarded[2] = insn(0xbf, 6, 6, 0, 0); // r6 = r6: the check is gone
+        let (_, skipped) = produce_invariants(&object(&unguarded, &manifest(1000))).unwrap();
+        assert_eq!(skipped[0].1, format!("insn 4: divides by r6, which may be zero (s[0,{}])", u64::MAX));
+    }
+
+    #[test]
+    fn a_counter_kept_on_the_stack_bounds_its_loop() {
+        // *(fp-8) = 0; loop: r1 = *(fp-8); if r1 >= 5 goto out; r1 += 1; *(fp-8) = r1; goto loop
+        let code = vec![
+            insn(0x7a, 10, 0, -8, 0),
+            insn(0x79, 1, 10, -8, 0), // 1: loop header
+            jump(JGE_IMM, 1, 5, 3),
+            add_imm(1, 1),
+            insn(0x7b, 10, 1, -8, 0),
+            ja(-5), // 5: back to 1
+            mov_imm(0, 0),
+            exit(),
+        ];
+        let object = object(&code, &manifest(1000));
+        let (invariants, skipped) = produce_invariants(&object).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let bounds = check_invariants(&object, &invariants).unwrap();
+        assert_eq!(bounds["probe0"], vec![LoopBound { header: 1, back_edge: 5, max_trips: 5 }]);
+        // A second store to the slot in the loop (here: of the stepped value again, through
+        // another pointer) leaves no single writer: no bound.
+        let mut twice = code.clone();
+        twice.insert(5, insn(0x7b, 10, 1, -8, 0));
+        twice[6] = ja(-6);
+        let (_, skipped) = produce_invariants(&object_of(&twice)).unwrap();
+        assert!(skipped[0].1.contains("of the loop is a counter"), "{skipped:?}");
+    }
+
+    fn object_of(code: &[[u8; 8]]) -> Vec<u8> {
+        object(code, &manifest(1000))
+    }
+
+    #[test]
+    fn the_honest_lookup_program_checks_with_invariants() {
+        let report = check_code_with_invariants(&lookup_program(), 80.0).unwrap();
+        assert_eq!(report.probes[0].bytecode_bound_ns, 75.5);
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn a_written_bundle_reads_back_to_the_same_contents() {
     assert_eq!(&bytes[bytes.len() - SIGNATURE_BLOCK_BYTES..][..8], &SIGNATURE_MAGIC);
 
     let bundle = read_bundle(&bytes, &trust()).unwrap();
-    assert_eq!(bundle.format_version, 1);
+    assert_eq!(bundle.format_version, ppis_bundle::FORMAT_VERSION);
     assert_eq!(bundle.header.name, contents.name);
     assert_eq!(bundle.header.compiler_version, contents.compiler_version);
     assert_eq!(bundle.header.cost_profile_hash, contents.cost_profile_hash);

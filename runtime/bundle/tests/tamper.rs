@@ -225,7 +225,7 @@ fn appended_garbage_is_refused() {
 #[test]
 fn unknown_format_versions_are_refused() {
     let (original, _) = sample();
-    for version in [0u16, 2, 0x0100, u16::MAX] {
+    for version in [0u16, ppis_bundle::FORMAT_VERSION + 1, 0x0100, u16::MAX] {
         let mut bytes = original.clone();
         bytes[8..10].copy_from_slice(&version.to_le_bytes());
         assert_eq!(read_bundle(&bytes, &trust()), Err(BundleError::UnknownFormatVersion(version)));

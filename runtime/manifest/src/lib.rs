@@ -21,6 +21,78 @@ pub struct Manifest {
     pub budget_percent: f64,
     pub probes: Vec<ProbeInfo>,
     pub maps: Vec<MapInfo>,
+    /// What `emit` and `print` send, when the program has any: absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsInfo>,
+}
+
+/// The output of `emit` and `print`: one ring buffer of records, each a `u32` event-type id
+/// (little-endian, at offset 0) followed by that type's fields at their offsets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventsInfo {
+    /// Object name of the `BPF_MAP_TYPE_RINGBUF` map the records go to.
+    pub ring_buffer: String,
+    /// Object name of a per-CPU array with one `u64` (index 0): on each CPU, the records lost
+    /// because the ring buffer was full.
+    pub drop_counter: String,
+    pub types: Vec<EventType>,
+}
+
+/// One kind of record: an `emit NAME` or a `print` of one probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventType {
+    /// The id at the start of its records.
+    pub id: u32,
+    /// The `emit`'s name, or `print`.
+    pub name: String,
+    /// The program (`ProbeInfo::program`) that sends it.
+    pub program: String,
+    /// Size of a record in bytes.
+    pub size: u32,
+    pub fields: Vec<EventField>,
+    /// For `print`: the line to print, text and conversions of the fields in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Vec<FormatPiece>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventField {
+    pub name: String,
+    pub offset: u32,
+    pub ty: ScalarType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "piece", rename_all = "lowercase")]
+pub enum FormatPiece {
+    Text {
+        text: String,
+    },
+    /// The next field, as `%d` (signed), `%u` (unsigned), `%x` (hexadecimal) or `%s`.
+    Conversion {
+        conversion: char,
+    },
+}
+
+/// The object-file name of the `BPF_MAP_TYPE_STACK_TRACE` map behind every stack key field of
+/// `space` and `depth` (one map per pair, shared by all maps with such keys): `u32` stack id ->
+/// `depth` little-endian `u64` instruction pointers, innermost first, unused frames 0. The `.`
+/// keeps it apart from every source map name (identifiers have no `.`).
+pub fn stack_map_name(space: StackSpace, depth: u8) -> String {
+    match space {
+        StackSpace::User => format!("ustack.{depth}"),
+        StackSpace::Kernel => format!("kstack.{depth}"),
+    }
+}
+
+/// Which stack a stack key records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StackSpace {
+    /// The user stack (`ustack`): symbolised in the address space of the key's process.
+    User,
+    /// The kernel stack (`kstack`): symbolised with the kernel's symbols.
+    Kernel,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,14 +104,48 @@ pub struct ProbeInfo {
     pub rate_per_sec: Option<u64>,
     /// 1-based source line of the probe, for messages.
     pub line: u32,
+    /// A dormant probe's rule (`activate when anomaly(..) > P for Ns`): loaded and verified
+    /// but attached only while the activator decides so. Absent from the JSON when `None`, so
+    /// manifests of always-on probes are byte-identical to those written before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
 }
 
+/// When a dormant probe is worth attaching (`docs/activator.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    /// The sentinel aggregation: a map of the same bundle, or `bundle::map` in another one.
+    pub signal: String,
+    /// P(anomaly) that attaches the probe, in (0, 1).
+    pub threshold: f64,
+    /// How long P(anomaly) must stay at or above the threshold first, seconds (> 0).
+    pub for_seconds: f64,
+}
+
+/// Where a probe attaches. `RawTracepoint`: a raw tracepoint by name (`sys_enter`), program
+/// type BPF_PROG_TYPE_RAW_TRACEPOINT. `Profile`: a software cpu-clock perf event in frequency
+/// mode, `hz` samples a second on every online CPU; `Interval`: the same event firing every
+/// `period_ms` on one CPU (the first online); both BPF_PROG_TYPE_PERF_EVENT. `Begin`/`End`:
+/// raw tracepoint programs reading no arguments, run once with BPF_PROG_TEST_RUN before the
+/// other probes attach / after they are detached and before the maps are read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Attach {
     Tracepoint { category: String, name: String },
     Uprobe { path: String, symbol: String },
     Uretprobe { path: String, symbol: String },
+    RawTracepoint { name: String },
+    Profile { hz: u64 },
+    Interval { period_ms: u64 },
+    Begin,
+    End,
+}
+
+impl Attach {
+    /// `begin` or `end`: run once by the runtime, never attached to an event.
+    pub fn runs_once(&self) -> bool {
+        matches!(self, Attach::Begin | Attach::End)
+    }
 }
 
 impl std::fmt::Display for Attach {
@@ -48,6 +154,11 @@ impl std::fmt::Display for Attach {
             Attach::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             Attach::Uprobe { path, symbol } => write!(f, "uprobe:{path}:{symbol}"),
             Attach::Uretprobe { path, symbol } => write!(f, "uretprobe:{path}:{symbol}"),
+            Attach::RawTracepoint { name } => write!(f, "rawtracepoint:{name}"),
+            Attach::Profile { hz } => write!(f, "profile:hz:{hz}"),
+            Attach::Interval { period_ms } => write!(f, "interval:ms:{period_ms}"),
+            Attach::Begin => write!(f, "begin"),
+            Attach::End => write!(f, "end"),
         }
     }
 }
@@ -120,6 +231,14 @@ pub enum ScalarType {
     Str {
         len: u32,
     },
+    /// A stack key (`ustack`/`kstack`), 8 bytes: the signed `i32` stack id in the stack map
+    /// [`stack_map_name`]`(space, depth)` (negative: the kernel could not record the stack, the
+    /// value is `-errno`) and, at +4, the `u32` process id of a user stack (0 for kernel
+    /// stacks), the address space its frames belong to.
+    Stack {
+        space: StackSpace,
+        depth: u8,
+    },
 }
 
 /// Value layouts. All integers are little-endian `u64` words at 8-byte offsets.
@@ -156,6 +275,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_attach_kind_round_trips_through_json_and_displays_as_in_source() {
+        let cases = [
+            (
+                Attach::RawTracepoint { name: "sys_enter".into() },
+                r#"{"type":"rawtracepoint","name":"sys_enter"}"#,
+                "rawtracepoint:sys_enter",
+            ),
+            (Attach::Profile { hz: 99 }, r#"{"type":"profile","hz":99}"#, "profile:hz:99"),
+            (Attach::Interval { period_ms: 100 }, r#"{"type":"interval","period_ms":100}"#, "interval:ms:100"),
+            (Attach::Begin, r#"{"type":"begin"}"#, "begin"),
+            (Attach::End, r#"{"type":"end"}"#, "end"),
+        ];
+        for (attach, json, shown) in cases {
+            assert_eq!(serde_json::to_string(&attach).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Attach>(json).unwrap(), attach);
+            assert_eq!(attach.to_string(), shown);
+            assert_eq!(attach.runs_once(), matches!(attach, Attach::Begin | Attach::End));
+        }
+    }
+
+    #[test]
     fn json_round_trip_and_version_check() {
         let m = Manifest {
             version: MANIFEST_VERSION,
@@ -165,6 +305,7 @@ mod tests {
                 attach: Attach::Uprobe { path: "/bin/x".into(), symbol: "f".into() },
                 rate_per_sec: Some(500),
                 line: 3,
+                activation: None,
             }],
             maps: vec![MapInfo {
                 name: "lat".into(),
@@ -177,6 +318,7 @@ mod tests {
                 value_size: 8,
                 value: ValueLayout::Scalar { ty: ScalarType::Int { bytes: 8, signed: false } },
             }],
+            events: None,
         };
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         let bumped = m.to_json().replace("\"version\": 1", "\"version\": 99");

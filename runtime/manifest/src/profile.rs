@@ -65,6 +65,14 @@ pub struct InstructionCosts {
     pub branch: f64,
     /// Overhead of any helper call (argument set-up, call, return), on top of the helper.
     pub call: f64,
+    /// The kernel's fixed cost of one program run, paid once per event whatever the program
+    /// does: the call into the JIT image, prologue and exit, and the run-time statistics'
+    /// clock reads around it (what an empty program costs). Every run leaves through exactly
+    /// one exit, so it is charged there, on top of that exit's `branch`. Optional: profiles
+    /// that predate it priced it into `branch`, so absent means 0 and their bounds and
+    /// hashes stay what they were (see [`TriggerCosts`] for how optional fields hash).
+    #[serde(default = "reference::run", skip_serializing_if = "reference::is_run")]
+    pub run: f64,
 }
 
 /// A map helper's cost depends on the map's implementation.
@@ -144,6 +152,9 @@ pub mod reference {
         lru_hash, is_lru_hash = 150.0;
         get_stackid, is_get_stackid = 2000.0;
         get_current_cgroup_id, is_get_current_cgroup_id = 20.0;
+        // 0, not a pessimistic guess: a profile without it charges the per-run cost in
+        // `branch` (every path has a branch-priced exit), so adding one would count it twice.
+        run, is_run = 0.0;
     }
 
     pub fn ringbuf_output() -> StrReadCost {
@@ -214,6 +225,7 @@ impl CostProfile {
                 store_map_value: 1.0,
                 branch: 1.0,
                 call: 2.0,
+                run: reference::run(),
             },
             helpers: HelperCosts {
                 map_lookup_elem: map(40.0, 10.0, 45.0, 12.0),
@@ -286,6 +298,7 @@ impl CostProfile {
             ("instructions.store_map_value", i.store_map_value),
             ("instructions.branch", i.branch),
             ("instructions.call", i.call),
+            ("instructions.run", i.run),
             ("helpers.ktime_get_ns", h.ktime_get_ns),
             ("helpers.get_current_pid_tgid", h.get_current_pid_tgid),
             ("helpers.get_current_uid_gid", h.get_current_uid_gid),
@@ -357,6 +370,25 @@ mod tests {
         let reread = CostProfile::from_json(&measured.to_json()).unwrap();
         assert_eq!(reread.helpers.probe_read_user_str.per_byte, 0.25);
         assert_eq!(StrReadCost { base: 10.0, per_byte: 0.5 }.cost(64), 42.0);
+    }
+
+    /// Profiles written before the per-run cost existed load with 0 (they priced it into
+    /// `branch`) and keep their hash; a measured per-run cost is part of the hash.
+    #[test]
+    fn per_run_cost_defaults_to_zero_and_only_counts_in_the_hash_when_set() {
+        let p = CostProfile::reference();
+        let json = p.to_json();
+        assert!(!json.contains("\"run\""), "{json}");
+        assert_eq!(CostProfile::from_json(&json).unwrap().instructions.run, 0.0);
+        let mut measured = p.clone();
+        measured.instructions.run = 45.5;
+        assert_ne!(measured.hash(), p.hash());
+        let reread = CostProfile::from_json(&measured.to_json()).unwrap();
+        assert_eq!(reread.instructions.run, 45.5);
+        let mut negative = p.clone();
+        negative.instructions.run = -1.0;
+        let err = CostProfile::from_json(&negative.to_json()).unwrap_err();
+        assert!(err.contains("instructions.run"), "{err}");
     }
 
     #[test]

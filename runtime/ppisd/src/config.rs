@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::feeds::{FeedConfig, FeedSource, HttpUrl};
 use crate::otlp::HttpEndpoint;
 
 /// Default host-wide overhead cap, percent of all CPUs.
@@ -39,6 +40,138 @@ struct RawConfig {
     #[serde(default = "default_max_backoff")]
     breaker_max_backoff_secs: u64,
     otlp: Option<RawOtlp>,
+    #[serde(default)]
+    activator: Option<RawActivator>,
+    #[serde(default)]
+    feed: Vec<RawFeed>,
+    /// JSON lines of every `emit`/`print` event; none written when absent.
+    #[serde(default)]
+    event_log: Option<PathBuf>,
+}
+
+/// `[activator]`: how dormant probes are decided (`docs/activator.md`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActivator {
+    dwell_secs: Option<f64>,
+    max_active_secs: Option<f64>,
+    value_weight: Option<f64>,
+    warmup_windows: Option<u32>,
+    quantile: Option<f64>,
+    incident_history: Option<PathBuf>,
+}
+
+/// `[[feed]]`: one KPI signal.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: String,
+    kind: String,
+    url: Option<String>,
+    query: Option<String>,
+    path: Option<PathBuf>,
+    pointer: Option<String>,
+    #[serde(default = "default_true")]
+    higher_is_bad: bool,
+    #[serde(default)]
+    probes: Vec<String>,
+    #[serde(default = "default_feed_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_feed_timeout_ms() -> u64 {
+    500
+}
+
+/// The activator's settings (defaults: `ActivatorConfig::default()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivatorConfig {
+    /// An attached probe detaches only after P(anomaly) stayed below the release threshold
+    /// this long; a detached one stays off this long.
+    pub dwell_secs: f64,
+    /// Longest continuous attachment of a dormant probe.
+    pub max_active_secs: f64,
+    /// What having a probe attached during an anomaly is worth, in overhead percent.
+    pub value_weight: f64,
+    /// Windows of a signal learned before its posterior may move.
+    pub warmup_windows: u32,
+    /// The histogram quantile observed per window (0.99: p99).
+    pub quantile: f64,
+    /// Past incidents, for per-signal priors (`docs/activator.md`).
+    pub incident_history: Option<PathBuf>,
+}
+
+impl Default for ActivatorConfig {
+    fn default() -> Self {
+        ActivatorConfig {
+            dwell_secs: 60.0,
+            max_active_secs: 1200.0,
+            value_weight: 100.0,
+            warmup_windows: 60,
+            quantile: 0.99,
+            incident_history: None,
+        }
+    }
+}
+
+fn activator_config(
+    raw: Option<&RawActivator>,
+    resolve: impl Fn(&PathBuf) -> PathBuf,
+) -> Result<ActivatorConfig, String> {
+    let defaults = ActivatorConfig::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let non_negative = |name: &str, value: Option<f64>, default: f64| match value {
+        None => Ok(default),
+        Some(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        Some(value) => Err(format!("activator.{name} is {value}, it must be a finite number at least 0")),
+    };
+    let quantile = raw.quantile.unwrap_or(defaults.quantile);
+    if !(quantile > 0.0 && quantile < 1.0) {
+        return Err(format!("activator.quantile is {quantile}, it must be in (0, 1)"));
+    }
+    Ok(ActivatorConfig {
+        dwell_secs: non_negative("dwell_secs", raw.dwell_secs, defaults.dwell_secs)?,
+        max_active_secs: non_negative("max_active_secs", raw.max_active_secs, defaults.max_active_secs)?,
+        value_weight: non_negative("value_weight", raw.value_weight, defaults.value_weight)?,
+        warmup_windows: raw.warmup_windows.unwrap_or(defaults.warmup_windows),
+        quantile,
+        incident_history: raw.incident_history.as_ref().map(resolve),
+    })
+}
+
+fn feed_config(raw: &RawFeed, resolve: impl Fn(&PathBuf) -> PathBuf) -> Result<FeedConfig, String> {
+    let name = &raw.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("feed name `{name}` must be letters, digits, `_` or `-`"));
+    }
+    let need = |field: &str, value: &Option<String>| {
+        value.clone().ok_or_else(|| format!("feed {name}: kind `{}` needs `{field}`", raw.kind))
+    };
+    let url = |value: String| HttpUrl::parse(&value).map_err(|error| format!("feed {name}: {error}"));
+    let source = match raw.kind.as_str() {
+        "prometheus" => FeedSource::Prometheus { url: url(need("url", &raw.url)?)?, query: need("query", &raw.query)? },
+        "file" => FeedSource::File {
+            path: raw.path.as_ref().map(&resolve).ok_or_else(|| format!("feed {name}: kind `file` needs `path`"))?,
+        },
+        "http" => {
+            let pointer = need("pointer", &raw.pointer)?;
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                return Err(format!("feed {name}: pointer `{pointer}` is not a JSON pointer (it starts with `/`)"));
+            }
+            FeedSource::Http { url: url(need("url", &raw.url)?)?, pointer }
+        }
+        other => return Err(format!("feed {name}: unknown kind `{other}` (expected prometheus, file or http)")),
+    };
+    if raw.timeout_ms == 0 || raw.timeout_ms > 10_000 {
+        return Err(format!("feed {name}: timeout_ms is {}, it must be in 1..=10000", raw.timeout_ms));
+    }
+    Ok(FeedConfig {
+        name: name.clone(),
+        source,
+        higher_is_bad: raw.higher_is_bad,
+        probes: raw.probes.clone(),
+        timeout: Duration::from_millis(raw.timeout_ms),
+    })
 }
 
 /// `[otlp]`: present means export is on.
@@ -108,6 +241,13 @@ pub struct Config {
     pub breaker_max_backoff: Duration,
     /// OTLP/HTTP export of metrics and events; `None` (no `[otlp]` table): off.
     pub otlp: Option<OtlpConfig>,
+    /// `[activator]`: how dormant probes are attached and detached.
+    pub activator: ActivatorConfig,
+    /// `[[feed]]`: KPI signals for the activator.
+    pub feeds: Vec<FeedConfig>,
+    /// `event_log`: where `emit`/`print` events are appended as JSON lines; `None`: nowhere
+    /// (they are still exported over OTLP when that is configured).
+    pub event_log: Option<PathBuf>,
 }
 
 /// Where and how often metrics are pushed over OTLP/HTTP (`docs/runtime.md`).
@@ -168,6 +308,13 @@ impl Config {
                 })
             }
         };
+        let activator = activator_config(raw.activator.as_ref(), resolve)?;
+        let feeds = raw.feed.iter().map(|feed| feed_config(feed, resolve)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(duplicate) =
+            feeds.iter().enumerate().find(|(i, feed)| feeds[..*i].iter().any(|f| f.name == feed.name))
+        {
+            return Err(format!("two feeds are named {}", duplicate.1.name));
+        }
         Ok(Config {
             trusted_keys: raw.trusted_keys.iter().map(resolve).collect(),
             bundle_dir: resolve(&raw.bundle_dir),
@@ -181,6 +328,9 @@ impl Config {
             breaker_backoff: Duration::from_secs(raw.breaker_backoff_secs),
             breaker_max_backoff: Duration::from_secs(raw.breaker_max_backoff_secs),
             otlp,
+            activator,
+            feeds,
+            event_log: raw.event_log.as_ref().map(resolve),
         })
     }
 
@@ -235,6 +385,39 @@ mod tests {
         assert_eq!((otlp.endpoint.host.as_str(), otlp.endpoint.port), ("collector", 4000));
         assert_eq!(otlp.endpoint.url("/v1/metrics"), "http://collector:4000/otel/v1/metrics");
         assert_eq!(otlp.export_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn activator_and_feeds_are_configurable() {
+        let text = format!(
+            "{MINIMAL}[activator]\ndwell_secs = 5\nwarmup_windows = 10\nincident_history = \"incidents.json\"\n\
+             [[feed]]\nname = \"orders\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nquery = \"sum(orders)\"\n\
+             higher_is_bad = false\n[[feed]]\nname = \"queue\"\nkind = \"file\"\npath = \"queue_depth\"\nprobes = [\"deep\"]\n\
+             [[feed]]\nname = \"errors\"\nkind = \"http\"\nurl = \"http://svc:8080/stats\"\npointer = \"/errors/rate\"\n"
+        );
+        let config = Config::parse(&text, Path::new("/etc/ppis")).unwrap();
+        assert_eq!(config.activator.dwell_secs, 5.0);
+        assert_eq!(config.activator.warmup_windows, 10);
+        assert_eq!(config.activator.max_active_secs, 1200.0);
+        assert_eq!(config.activator.incident_history, Some(PathBuf::from("/etc/ppis/incidents.json")));
+        assert_eq!(config.feeds.len(), 3);
+        assert!(!config.feeds[0].higher_is_bad);
+        assert_eq!(config.feeds[1].source, FeedSource::File { path: PathBuf::from("/etc/ppis/queue_depth") });
+        assert_eq!(config.feeds[1].probes, vec!["deep".to_string()]);
+        assert!(matches!(&config.feeds[2].source, FeedSource::Http { pointer, .. } if pointer == "/errors/rate"));
+        assert_eq!(Config::parse(MINIMAL, Path::new("/")).unwrap().activator, ActivatorConfig::default());
+        let bad = [
+            ("[[feed]]\nname = \"x\"\nkind = \"snmp\"\n", "unknown kind `snmp`"),
+            ("[[feed]]\nname = \"x\"\nkind = \"prometheus\"\nurl = \"http://p:9090\"\n", "needs `query`"),
+            ("[[feed]]\nname = \"x\"\nkind = \"http\"\nurl = \"http://p\"\npointer = \"a\"\n", "not a JSON pointer"),
+            ("[[feed]]\nname = \"x\"\nkind = \"file\"\npath = \"a\"\n[[feed]]\nname = \"x\"\nkind = \"file\"\npath = \"b\"\n", "two feeds"),
+            ("[activator]\nquantile = 1.5\n", "activator.quantile"),
+            ("[activator]\ndwell_secs = -1\n", "activator.dwell_secs"),
+        ];
+        for (extra, expected) in bad {
+            let error = Config::parse(&format!("{MINIMAL}{extra}"), Path::new("/")).unwrap_err();
+            assert!(error.contains(expected), "{extra:?}: {error}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use ppis_manifest::profile::CostProfile;
 use ppis_runtime::{enable_run_time_stats, ProgramStats, RunTimeStats, Session};
 use serde_json::json;
 
+use crate::activation::{self, Activator, DormantSpec, SentinelSource, SentinelTotals};
 use crate::audit::AuditLog;
 use crate::breaker::{check_limits, host_cap_victims, measure, Breaker, Limits, TripReason};
 use crate::config::Config;
@@ -75,6 +76,40 @@ struct Loaded {
     probes: Vec<ProbeRun>,
     /// Its counters count from here (the start time of OTLP cumulative points).
     loaded_at: SystemTime,
+    /// Its `emit`/`print` records, when it sends any.
+    events: Option<ppis_runtime::events::EventStream>,
+    /// Records its full ring buffer refused, as last reported.
+    events_lost: u64,
+}
+
+/// The loaded bundles as the activator reads its sentinels.
+struct LoadedSentinels<'a>(&'a BTreeMap<PathBuf, Loaded>);
+
+impl LoadedSentinels<'_> {
+    fn bundle(&self, name: &str) -> Option<&Loaded> {
+        self.0.values().find(|loaded| loaded.name == name)
+    }
+}
+
+impl SentinelSource for LoadedSentinels<'_> {
+    fn map_kind(&self, bundle: &str, map: &str) -> Option<Option<ppis_manifest::MapKind>> {
+        let loaded = self.bundle(bundle)?;
+        Some(loaded.session.manifest().map(map).map(|info| info.kind.clone()))
+    }
+
+    fn read(&self, bundle: &str, map: &str) -> Result<SentinelTotals, String> {
+        let loaded = self.bundle(bundle).ok_or_else(|| format!("bundle {bundle} is not loaded"))?;
+        let info = loaded.session.manifest().map(map).ok_or_else(|| format!("bundle {bundle} has no map {map}"))?;
+        if let (ppis_manifest::MapKind::Avg, ppis_manifest::ValueLayout::SumCount { signed }) =
+            (&info.kind, &info.value)
+        {
+            let entries = loaded.session.read_raw_map(map).map_err(|error| error.to_string())?;
+            return Ok(activation::avg_totals(entries.into_iter().flat_map(|entry| entry.values), *signed));
+        }
+        let maps = loaded.session.read_maps().map_err(|error| error.to_string())?;
+        let (_, value) = maps.iter().find(|(name, _)| name == map).ok_or_else(|| format!("map {map} was not read"))?;
+        activation::totals(&info.kind, value).ok_or_else(|| format!("map {bundle}::{map} is not a usable sentinel"))
+    }
 }
 
 /// OTLP export, when configured.
@@ -97,6 +132,12 @@ pub struct Daemon {
     otlp: Option<OtlpExport>,
     /// Keeps the kernel counting program run time for as long as the daemon lives.
     _stats: RunTimeStats,
+    /// Decides when dormant probes are attached.
+    activator: Activator,
+    /// The activator's clock starts here.
+    started: Instant,
+    /// `event_log` of the config, open for appending.
+    event_log: Option<crate::events::EventLog>,
 }
 
 /// Online CPUs: the overhead of a probe is a share of all of them.
@@ -160,6 +201,8 @@ impl Daemon {
         let metrics: SharedState = Arc::new(Mutex::new(MetricsState::default()));
         metrics::serve(listener, Arc::clone(&metrics));
         let cpus = online_cpus();
+        let activator = Activator::new(config.activator.clone(), &config.feeds)?;
+        let event_log = config.event_log.as_deref().map(crate::events::EventLog::open).transpose()?;
         let otlp = match &config.otlp {
             Some(otlp) => Some(OtlpExport {
                 exporter: OtlpExporter::start(otlp.clone(), Origin::this_process())?,
@@ -200,6 +243,9 @@ impl Daemon {
             metrics,
             otlp,
             _stats: stats,
+            activator,
+            started: Instant::now(),
+            event_log,
         })
     }
 
@@ -222,6 +268,8 @@ impl Daemon {
         self.measure(now)?;
         self.enforce_host_cap(now)?;
         self.rearm_due(now)?;
+        self.activate(now)?;
+        self.forward_events();
         let state = self.publish();
         self.export_otlp(state, now, false);
         Ok(())
@@ -293,12 +341,24 @@ impl Daemon {
             let reason = format!("a bundle named {name} is already loaded from {}", other.display());
             return self.refuse(path, fingerprint, Some(&sha256), &reason);
         }
-        let (mut session, failures) = match Session::start(&bundle.object, &bundle.manifest) {
+        let (mut session, failures) = match Session::start_with_dormant(&bundle.object, &bundle.manifest) {
             Ok(started) => started,
             Err(error) => return self.refuse(path, fingerprint, Some(&sha256), &format!("cannot load: {error}")),
         };
         let manifest = bundle.manifest.clone();
-        if (0..session.probe_count()).all(|index| !session.is_attached(index)) {
+        let failed_line = |line: u32| {
+            failures
+                .iter()
+                .any(|error| matches!(error, ppis_runtime::RuntimeError::Probe { line: at, .. } if *at == line))
+        };
+        // A dormant probe that loaded counts as running: the activator attaches it later.
+        let dormant_ok = |index: usize| {
+            manifest.probes.get(index).is_some_and(|info| {
+                info.activation.as_ref().is_some_and(|rule| activation::rule_problem(rule).is_none())
+                    && !failed_line(info.line)
+            })
+        };
+        if (0..session.probe_count()).all(|index| !session.is_attached(index) && !dormant_ok(index)) {
             let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
             drop(session);
             let reason = format!("no probe could be attached: {}", reasons.join("; "));
@@ -308,7 +368,11 @@ impl Daemon {
         let mut probes = Vec::new();
         for (index, info) in manifest.probes.iter().enumerate() {
             let checked = report.probes.iter().find(|p| p.program == info.program);
-            let failed = (!session.is_attached(index)).then(|| {
+            let failed = (!session.is_attached(index) && !dormant_ok(index)).then(|| {
+                // The manifest is signed but was written by a compiler: its rule is re-checked.
+                if let Some(problem) = info.activation.as_ref().and_then(activation::rule_problem) {
+                    return problem;
+                }
                 failures
                     .iter()
                     .find(|error| matches!(error, ppis_runtime::RuntimeError::Probe { line, .. } if *line == info.line))
@@ -355,7 +419,40 @@ impl Daemon {
                 })).collect::<Vec<_>>(),
             }),
         )?;
-        for probe in &probes {
+        for (index, probe) in probes.iter().enumerate() {
+            let rule = manifest.probes.get(index).and_then(|info| info.activation.as_ref());
+            if let (None, Some(rule)) = (&probe.failed, rule) {
+                let checked = report.probes.iter().find(|p| p.program == probe.program);
+                let overhead_percent = checked.map_or(manifest.budget_percent, |p| {
+                    let per_event_ns = p.bytecode_bound_ns.max(p.certified_bound_ns);
+                    let rate = if p.rate_per_sec > 0 { p.rate_per_sec } else { probe.limits.rate_per_sec };
+                    if rate == 0 {
+                        manifest.budget_percent
+                    } else {
+                        per_event_ns * rate as f64 / (f64::from(self.cpus) * 1e9) * 100.0
+                    }
+                });
+                log(format!(
+                    "{name}: probe {} is dormant until anomaly({}) > {} for {}s",
+                    probe.program, rule.signal, rule.threshold, rule.for_seconds
+                ));
+                self.audit.append(
+                    "probe_dormant",
+                    json!({"bundle": name, "probe": probe.program, "attach": probe.attach, "signal": rule.signal,
+                           "threshold": rule.threshold, "for_seconds": rule.for_seconds,
+                           "overhead_percent": overhead_percent}),
+                )?;
+                self.activator.add(DormantSpec {
+                    bundle: name.clone(),
+                    program: probe.program.clone(),
+                    attach: probe.attach.clone(),
+                    signal: rule.signal.clone(),
+                    threshold: rule.threshold,
+                    for_seconds: rule.for_seconds,
+                    overhead_percent,
+                });
+                continue;
+            }
             match &probe.failed {
                 None => self.audit.append(
                     "probe_attached",
@@ -377,12 +474,24 @@ impl Daemon {
             }
         }
         let loaded_at = SystemTime::now();
-        self.loaded.insert(path.to_path_buf(), Loaded { fingerprint, name, sha256, session, probes, loaded_at });
+        let events = session.take_events().unwrap_or_else(|error| {
+            log(format!("{name}: its events will not be forwarded: {error}"));
+            None
+        });
+        self.loaded.insert(
+            path.to_path_buf(),
+            Loaded { fingerprint, name, sha256, session, probes, loaded_at, events, events_lost: 0 },
+        );
         Ok(())
     }
 
     fn unload(&mut self, path: &Path, reason: &str) -> Result<(), String> {
+        if self.loaded.get(path).is_some_and(|loaded| loaded.events.is_some()) {
+            // Its last events, before its ring buffer goes away with it.
+            self.forward_events();
+        }
         let Some(loaded) = self.loaded.remove(path) else { return Ok(()) };
+        self.activator.remove_bundle(&loaded.name);
         let attached: Vec<String> = (0..loaded.session.probe_count())
             .filter(|index| loaded.session.is_attached(*index))
             .map(|index| loaded.probes[index].program.clone())
@@ -485,6 +594,14 @@ impl Daemon {
                 if probe.failed.is_some() || !probe.breaker.due(now) {
                     continue;
                 }
+                // A dormant probe the activator has released since the trip stays detached: the
+                // breaker closes, and the activator attaches it when the evidence says so.
+                if self.activator.manages(&loaded.name, &probe.program)
+                    && !self.activator.wants_attached(&loaded.name, &probe.program)
+                {
+                    probe.breaker.rearm(now);
+                    continue;
+                }
                 match loaded.session.attach(index) {
                     Ok(()) => {
                         probe.breaker.rearm(now);
@@ -546,8 +663,96 @@ impl Daemon {
                 Err(error) => log(format!("{}: cannot read maps: {error}", loaded.name)),
             }
         }
+        let engine_metrics = self.activator.metrics();
+        let explained = self.activator.explain(|bundle, program| self.is_attached(bundle, program));
+        for probe in &explained {
+            if let Some(numbers) = engine_metrics.get(&activation::probe_key(&probe.bundle, &probe.program)) {
+                state.activations.push(metrics::ActivationMetrics {
+                    bundle: probe.bundle.clone(),
+                    probe: probe.program.clone(),
+                    probability: numbers.activation_probability,
+                    activations_total: numbers.activations_total,
+                    deactivations_total: numbers.deactivations_total,
+                });
+            }
+        }
+        state.explain = json!({ "dormant_probes": explained, "feeds": self.activator.feed_evidence() });
         *self.metrics.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = state.clone();
         state
+    }
+
+    /// Whether `bundle`'s probe `program` is attached now.
+    fn is_attached(&self, bundle: &str, program: &str) -> bool {
+        self.loaded.values().filter(|loaded| loaded.name == bundle).any(|loaded| {
+            loaded
+                .probes
+                .iter()
+                .position(|probe| probe.program == program)
+                .is_some_and(|i| loaded.session.is_attached(i))
+        })
+    }
+
+    /// One activator tick: sentinels and feeds are read, and dormant probes attached or
+    /// detached as the engine decides, under what the always-on probes leave of the host cap.
+    fn activate(&mut self, now: Instant) -> Result<(), String> {
+        if !self.activator.has_work() {
+            return Ok(());
+        }
+        let mut always_on_percent = 0.0;
+        for loaded in self.loaded.values() {
+            for (index, probe) in loaded.probes.iter().enumerate() {
+                if loaded.session.is_attached(index) && !self.activator.manages(&loaded.name, &probe.program) {
+                    always_on_percent += probe.overhead_ratio * 100.0;
+                }
+            }
+        }
+        let cap_left = (self.config.host_overhead_cap_percent - always_on_percent).max(0.0);
+        let t = now.duration_since(self.started).as_secs_f64();
+        let report = self.activator.tick(t, &LoadedSentinels(&self.loaded), cap_left);
+        for line in report.logs {
+            log(line);
+        }
+        for (event, details) in report.audit {
+            self.audit.append(event, details)?;
+        }
+        for command in report.commands {
+            let found = self.loaded.values_mut().find(|loaded| loaded.name == command.bundle).and_then(|loaded| {
+                let index = loaded.probes.iter().position(|probe| probe.program == command.program)?;
+                Some((loaded, index))
+            });
+            let Some((loaded, index)) = found else { continue };
+            let result = if command.attach { loaded.session.attach(index) } else { loaded.session.detach(index) };
+            let probe = &mut loaded.probes[index];
+            probe.last = if command.attach { loaded.session.stats(index).ok().map(|stats| (stats, now)) } else { None };
+            let mut evidence = activation::audit_evidence(&command);
+            log(format!("{}", command.explanation)
+                .lines()
+                .next()
+                .map_or(String::new(), |line| format!("{}: {line}", command.bundle)));
+            match (result, command.attach) {
+                (Ok(()), true) => {
+                    self.audit.append("probe_activated", evidence)?;
+                    self.audit.append(
+                        "probe_attached",
+                        json!({"bundle": command.bundle, "probe": command.program, "attach": probe.attach}),
+                    )?;
+                }
+                (Ok(()), false) => {
+                    self.audit.append("probe_deactivated", evidence)?;
+                    self.audit.append(
+                        "probe_detached",
+                        json!({"bundle": command.bundle, "probe": command.program, "reason": "activator released it"}),
+                    )?;
+                }
+                (Err(error), _) => {
+                    log(format!("{}: probe {}: {error}", command.bundle, command.program));
+                    evidence["error"] = json!(error.to_string());
+                    let event = if command.attach { "probe_activation_failed" } else { "probe_deactivation_failed" };
+                    self.audit.append(event, evidence)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queues `state` for OTLP when the export interval has passed (or `force`). The sender
@@ -563,10 +768,48 @@ impl Daemon {
         }
     }
 
-    /// Hands probe events to the OTLP logs export (a no-op without `[otlp]`). For `emit`,
-    /// once the language has it; `false` when they were dropped.
+    /// Hands probe events to the OTLP logs export (a no-op without `[otlp]`): what `emit` and
+    /// `print` sent (`forward_events`); `false` when they were dropped.
     pub fn export_events(&self, events: Vec<ProbeEvent>) -> bool {
         self.otlp.as_ref().is_none_or(|otlp| otlp.exporter.export_events(events))
+    }
+
+    /// Drains every bundle's ring buffer into the event log and the OTLP logs export, and
+    /// logs records lost to a full buffer since the last interval.
+    fn forward_events(&mut self) {
+        let now = SystemTime::now();
+        let exporting = self.otlp.is_some();
+        let mut lines = Vec::new();
+        let mut exported = Vec::new();
+        for loaded in self.loaded.values_mut() {
+            let Some(stream) = loaded.events.as_mut() else { continue };
+            let name = &loaded.name;
+            stream.drain(&mut |event| match event {
+                Ok(event) => {
+                    lines.push(crate::events::log_line(name, &event));
+                    if exporting {
+                        exported.push(crate::events::probe_event(name, &event, now));
+                    }
+                }
+                Err(problem) => log(format!("{name}: {problem}")),
+            });
+            match stream.dropped() {
+                Ok(lost) if lost > loaded.events_lost => {
+                    log(format!("{name}: {} events lost: its ring buffer was full", lost - loaded.events_lost));
+                    loaded.events_lost = lost;
+                }
+                Ok(_) => {}
+                Err(error) => log(format!("{name}: {error}")),
+            }
+        }
+        if let (Some(event_log), false) = (self.event_log.as_mut(), lines.is_empty()) {
+            if let Err(error) = event_log.append(&lines) {
+                log(format!("cannot write the event log: {error}"));
+            }
+        }
+        if !exported.is_empty() && !self.export_events(exported) {
+            log("OTLP export queue full: events dropped");
+        }
     }
 
     fn shutdown(mut self) -> Result<(), String> {

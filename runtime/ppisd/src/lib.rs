@@ -4,10 +4,13 @@
 //! Prometheus metrics (and, when configured, OTLP metrics and logs) and keeps a hash-chained
 //! audit log. See `docs/runtime.md`.
 
+pub mod activation;
 pub mod audit;
 pub mod breaker;
 pub mod config;
 pub mod daemon;
+pub mod events;
+pub mod feeds;
 pub mod metrics;
 pub mod otlp;
 pub mod otlp_receiver;

@@ -39,6 +39,17 @@ enum Command {
         #[arg(required = true)]
         bundles: Vec<PathBuf>,
     },
+    /// Ask the running daemon why each dormant probe is attached or not (GET /explain).
+    Explain {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The daemon's metrics address; default: `metrics_listen` of the config.
+        #[arg(long)]
+        address: Option<String>,
+        /// Print the JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -63,6 +74,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config, bundles } => check(&config, &bundles),
         Command::Audit { command: AuditCommand::Verify { file, head } } => audit_verify(&file, head.as_deref()),
+        Command::Explain { config, address, json } => explain(&config, address.as_deref(), json),
     }
 }
 
@@ -150,6 +162,39 @@ fn audit_verify(file: &Path, head: Option<&str>) -> ExitCode {
             println!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn explain(config_path: &Path, address: Option<&str>, json: bool) -> ExitCode {
+    let address = match address {
+        Some(address) => address.to_string(),
+        None => match Config::load(config_path) {
+            Ok(config) => config.metrics_listen.to_string(),
+            Err(error) => return fail(&error),
+        },
+    };
+    let url = match ppisd::feeds::HttpUrl::parse(&format!("http://{address}")) {
+        Ok(url) => url,
+        Err(error) => return fail(&error),
+    };
+    let body = match ppisd::feeds::http_get(&url, "/explain", std::time::Duration::from_secs(5)) {
+        Ok(body) => body,
+        Err(error) => return fail(&format!("cannot ask the daemon: {error}")),
+    };
+    if json {
+        print!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let document: serde_json::Value = match serde_json::from_str(&body) {
+        Ok(document) => document,
+        Err(error) => return fail(&format!("the daemon's /explain is not JSON: {error}")),
+    };
+    match serde_json::from_value::<Vec<ppisd::activation::ProbeExplanation>>(document["dormant_probes"].clone()) {
+        Ok(probes) => {
+            print!("{}", ppisd::activation::render_table(&probes));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&format!("unexpected /explain document: {error}")),
     }
 }
 

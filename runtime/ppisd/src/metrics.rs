@@ -45,6 +45,20 @@ pub struct MetricsState {
     /// When each bundle (by name) was loaded: its counters count from then. OTLP sends it as
     /// the start time of cumulative points, so a collector sees a reload as a counter reset.
     pub loaded_at: BTreeMap<String, SystemTime>,
+    /// Dormant probes under the activator (`docs/activator.md`).
+    pub activations: Vec<ActivationMetrics>,
+    /// What `GET /explain` answers: per dormant probe, the activator's explanation (JSON).
+    pub explain: serde_json::Value,
+}
+
+/// One dormant probe's activator numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationMetrics {
+    pub bundle: String,
+    pub probe: String,
+    pub probability: f64,
+    pub activations_total: u64,
+    pub deactivations_total: u64,
 }
 
 /// Shared between the daemon (writer) and the HTTP thread (reader).
@@ -84,7 +98,11 @@ pub fn escape_label_value(text: &str) -> String {
 }
 
 fn key_labels(key: &[Value]) -> Labels {
-    let value = |part: &Value| escape_label_value(&part.to_string());
+    let value = |part: &Value| match part {
+        // One line per stack: its folded form (`outer;middle;leaf`).
+        Value::Stack(stack) => escape_label_value(&ppis_runtime::stacks::folded_frames(stack)),
+        other => escape_label_value(&other.to_string()),
+    };
     match key {
         [single] => vec![("key".to_string(), value(single))],
         parts => parts.iter().enumerate().map(|(i, part)| (format!("key{i}"), value(part))).collect(),
@@ -97,7 +115,7 @@ fn number(value: &Value) -> f64 {
         Value::Int(n) => *n as f64,
         Value::Bool(b) => f64::from(u8::from(*b)),
         // Strings as values do not happen for aggregations; hash maps of strings are skipped.
-        Value::Str(_) => f64::NAN,
+        Value::Str(_) | Value::Stack(_) => f64::NAN,
     }
 }
 
@@ -213,8 +231,44 @@ impl Collector for StateCollector {
         for map in &state.maps {
             encode_map(map, &mut encoder)?;
         }
+        if !state.activations.is_empty() {
+            encode_activations(&state.activations, &mut encoder)?;
+        }
         Ok(())
     }
+}
+
+/// `ppis_activation_probability`, `ppis_activations_total` and `ppis_deactivations_total`
+/// per dormant probe.
+fn encode_activations(
+    activations: &[ActivationMetrics],
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let labels = |a: &ActivationMetrics| -> Labels {
+        vec![("bundle".into(), escape_label_value(&a.bundle)), ("probe".into(), escape_label_value(&a.probe))]
+    };
+    let mut metric = encoder.encode_descriptor(
+        "ppis_activation_probability",
+        "The activator's posterior P(anomaly) for the dormant probe",
+        None,
+        MetricType::Gauge,
+    )?;
+    for activation in activations {
+        metric.encode_family(&labels(activation))?.encode_gauge(&activation.probability)?;
+    }
+    let counters: [(&str, &str, fn(&ActivationMetrics) -> u64); 2] = [
+        ("ppis_activations", "Times the activator attached the dormant probe", |a| a.activations_total),
+        ("ppis_deactivations", "Times the activator detached the dormant probe", |a| a.deactivations_total),
+    ];
+    for (name, help, value) in counters {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for activation in activations {
+            metric
+                .encode_family(&labels(activation))?
+                .encode_counter::<NoLabelSet, _, u64>(&value(activation), None)?;
+        }
+    }
+    Ok(())
 }
 
 /// The OpenMetrics text of `state`.
@@ -227,6 +281,38 @@ pub fn encode(state: &SharedState) -> String {
         text = format!("# encoding failed: {error}\n# EOF\n");
     }
     text
+}
+
+/// `GET /stacks/BUNDLE/MAP.folded|.svg|.pb`: the aggregated stacks of a map with `ustack` /
+/// `kstack` keys as of the last publication, as folded text, an SVG flame graph or a pprof
+/// profile (status, content type, body).
+pub fn stacks_response(path: &str, state: &SharedState) -> (&'static str, &'static str, Vec<u8>) {
+    let not_found = |why: String| ("404 Not Found", "text/plain; charset=utf-8", format!("{why}\n").into_bytes());
+    let rest = path.trim_start_matches("/stacks/");
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let Some((bundle, file)) = rest.split_once('/') else {
+        return not_found("expected /stacks/BUNDLE/MAP.folded, .svg or .pb".into());
+    };
+    let Some((map, format)) = file.rsplit_once('.') else {
+        return not_found("expected /stacks/BUNDLE/MAP.folded, .svg or .pb".into());
+    };
+    let state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(found) = state.maps.iter().find(|m| m.bundle == bundle && m.info.name == map) else {
+        return not_found(format!("no map {map} in bundle {bundle}"));
+    };
+    if !found.info.key.iter().any(|field| matches!(field.ty, ppis_manifest::ScalarType::Stack { .. })) {
+        return not_found(format!("map {map} of bundle {bundle} has no ustack/kstack key"));
+    }
+    let stacks = ppis_runtime::flame::stacks_of(&found.info, &found.value);
+    match format {
+        "folded" => ("200 OK", "text/plain; charset=utf-8", ppis_runtime::flame::folded(&stacks).into_bytes()),
+        "svg" => match ppis_runtime::flame::flamegraph_svg(&stacks, &format!("{bundle}: {map}")) {
+            Ok(svg) => ("200 OK", "image/svg+xml", svg),
+            Err(error) => ("500 Internal Server Error", "text/plain; charset=utf-8", format!("{error}\n").into_bytes()),
+        },
+        "pb" => ("200 OK", "application/octet-stream", ppis_runtime::flame::pprof_bytes(&stacks)),
+        other => not_found(format!("unknown stack format .{other}: use .folded, .svg or .pb")),
+    }
 }
 
 /// Serves `GET /metrics` on `listener` from a background thread, forever.
@@ -256,8 +342,22 @@ fn respond(stream: TcpStream, state: &SharedState) -> std::io::Result<()> {
     }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method == "GET" && path.starts_with("/stacks/") {
+        let (status, content_type, body) = stacks_response(path, state);
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        stream.write_all(&body)?;
+        return stream.flush();
+    }
     let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
         ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", encode(state))
+    } else if method == "GET" && (path == "/explain" || path.starts_with("/explain?")) {
+        let explain = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).explain.clone();
+        ("200 OK", "application/json", format!("{explain}\n"))
     } else {
         ("404 Not Found", "text/plain; charset=utf-8", "only GET /metrics is served\n".to_string())
     };
@@ -362,5 +462,53 @@ pub(crate) mod tests {
             "{metrics}"
         );
         assert!(fetch("/").starts_with("HTTP/1.1 404"));
+    }
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::*;
+    use ppis_manifest::{Field, ScalarType, StackSpace};
+    use ppis_runtime::stacks::{Frame, StackKey};
+    use prost::Message;
+
+    fn state_with_stacks() -> SharedState {
+        let mut info = tests::map_info("s", MapKind::Count, false);
+        info.key = vec![Field { offset: 0, ty: ScalarType::Stack { space: StackSpace::User, depth: 127 } }];
+        info.key_size = 8;
+        let frames = ["leaf", "middle", "outer"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Frame { addr: 0x1000 * (i as u64 + 1), symbol: Some((name.to_string(), 4)) })
+            .collect();
+        let stack = Value::Stack(StackKey { space: StackSpace::User, id: 1, pid: 9, frames });
+        let value = MapValue::Keyed(vec![(vec![stack], Value::Uint(5))]);
+        let plain = tests::map_info("plain", MapKind::Count, true);
+        let state = MetricsState {
+            maps: vec![
+                MapMetrics { bundle: "b".into(), info, value },
+                MapMetrics { bundle: "b".into(), info: plain, value: MapValue::Keyed(vec![]) },
+            ],
+            ..MetricsState::default()
+        };
+        Arc::new(Mutex::new(state))
+    }
+
+    #[test]
+    fn stacks_are_served_folded_as_svg_and_as_pprof() {
+        let state = state_with_stacks();
+        let (status, _, body) = stacks_response("/stacks/b/s.folded", &state);
+        assert_eq!((status, String::from_utf8(body).unwrap().as_str()), ("200 OK", "outer;middle;leaf 5\n"));
+        let (status, content_type, svg) = stacks_response("/stacks/b/s.svg", &state);
+        assert_eq!((status, content_type), ("200 OK", "image/svg+xml"));
+        assert!(String::from_utf8(svg).unwrap().contains("middle"));
+        let (_, _, pb) = stacks_response("/stacks/b/s.pb", &state);
+        let profile = ppis_runtime::flame::pprof::Profile::decode(pb.as_slice()).unwrap();
+        assert_eq!(profile.sample.iter().map(|s| s.value[0]).sum::<i64>(), 5);
+        for path in
+            ["/stacks/b/plain.folded", "/stacks/b/none.svg", "/stacks/x/s.folded", "/stacks/b/s.txt", "/stacks/b"]
+        {
+            assert_eq!(stacks_response(path, &state).0, "404 Not Found", "{path}");
+        }
     }
 }

@@ -147,8 +147,8 @@ impl Origin {
     }
 }
 
-/// One event a probe emitted, for the logs signal. The language has no `emit` yet; the daemon
-/// will hand these to [`OtlpExporter::export_events`] once it has.
+/// One event a probe emitted (`emit`, `print`), for the logs signal: the daemon hands these
+/// to [`OtlpExporter::export_events`] every interval (`crate::events::probe_event`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeEvent {
     pub bundle: String,
@@ -183,6 +183,7 @@ fn any_value_of(value: &Value) -> AnyValue {
         Value::Int(n) => any_value::Value::IntValue(*n),
         Value::Bool(b) => any_value::Value::BoolValue(*b),
         Value::Str(text) => any_value::Value::StringValue(text.clone()),
+        Value::Stack(stack) => any_value::Value::StringValue(ppis_runtime::stacks::folded_frames(stack)),
     };
     AnyValue { value: Some(value) }
 }
@@ -195,7 +196,7 @@ fn point_value(value: &Value) -> Option<number_data_point::Value> {
         ),
         Value::Int(n) => Some(number_data_point::Value::AsInt(*n)),
         Value::Bool(b) => Some(number_data_point::Value::AsInt(i64::from(*b))),
-        Value::Str(_) => None,
+        Value::Str(_) | Value::Stack(_) => None,
     }
 }
 
@@ -739,6 +740,7 @@ mod tests {
                 ),
             ],
             loaded_at: [("lat".to_string(), at(1_700_000_000))].into_iter().collect(),
+            ..MetricsState::default()
         }
     }
 

@@ -96,10 +96,10 @@ fn tampered_bundles_are_refused_by_the_proof_check() {
     assert!(!ok);
     assert!(text.contains("the bytecode has a loop"), "{text}");
 
-    // Every byte load (of the `comm` comparison) turned into a costly helper call
-    // (map_update_elem): the same control flow, many more nanoseconds.
+    // Every byte and doubleword load (the `comm` comparison loads words) turned into a
+    // costly helper call (map_update_elem): the same control flow, many more nanoseconds.
     let costly = tamper(&fixture, &honest, "costly", |code| {
-        for slot in slots_with_opcode(code, 0x71) {
+        for slot in [slots_with_opcode(code, 0x71), slots_with_opcode(code, 0x79)].concat() {
             code[slot * 8..slot * 8 + 8].copy_from_slice(&[0x85, 0, 0, 0, 2, 0, 0, 0]);
         }
     });
@@ -130,6 +130,43 @@ fn tampered_bundles_are_refused_by_the_proof_check() {
     let (ok, text) = fixture.check(&stale);
     assert!(!ok);
     assert!(text.contains("the certificate is for bytecode sha256:"), "{text}");
+}
+
+/// A probe with a bounded loop: its bundle carries invariants (`invariants.json`) that the
+/// proof check verifies, so `ppisd` accepts the back edge; without them it is refused.
+#[test]
+fn a_bundle_with_a_bounded_loop_passes_the_proof_check() {
+    let fixture = Fixture::new("loop");
+    let source = "//! Sums four slots per getpid call.\nmap slots: array[4] -> u64;\nmap total: sum;\n\
+        probe tracepoint:syscalls:sys_enter_getpid rate <= 1k/s {\n    for i in 0..4 {\n        \
+        total.add(slots[i] ?? 0);\n    }\n}\n";
+    let bundle = fixture.build("looping_sum", source);
+    let (ok, text) = fixture.check(&bundle);
+    assert!(ok, "{text}");
+    assert!(text.contains("probe0: ") && text.contains("bytecode bound"), "{text}");
+
+    // The same bundle re-signed without its invariants: the loop has no certified bound.
+    let key = SigningKey::from_key_file(&std::fs::read(&fixture.key).unwrap()).unwrap();
+    let mut trust = TrustList::new();
+    trust.add(key.public_key());
+    let original = read_bundle(&std::fs::read(&bundle).unwrap(), &trust).unwrap();
+    let mut extra = original.extra.clone();
+    assert!(extra.remove(ppis_bundle::acc::INVARIANTS_ENTRY).is_some(), "ppisc ships invariants");
+    let contents = BundleContents {
+        name: original.header.name.clone(),
+        compiler_version: original.header.compiler_version.clone(),
+        cost_profile_hash: original.header.cost_profile_hash.clone(),
+        source_hash: original.header.source_hash.clone(),
+        manifest: original.manifest.clone(),
+        object: original.object.clone(),
+        certificate: original.certificate.clone(),
+        extra,
+    };
+    let stripped = fixture.dir.join("stripped.ppb");
+    std::fs::write(&stripped, write_bundle(&contents, &key).unwrap()).unwrap();
+    let (ok, text) = fixture.check(&stripped);
+    assert!(!ok);
+    assert!(text.contains("the bytecode has a loop"), "{text}");
 }
 
 #[test]

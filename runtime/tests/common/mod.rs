@@ -105,7 +105,7 @@ pub fn manifest(attach: Attach) -> Manifest {
     Manifest {
         version: MANIFEST_VERSION,
         budget_percent: 1.0,
-        probes: vec![ProbeInfo { program: "probe0".into(), attach, rate_per_sec: None, line: 1 }],
+        probes: vec![ProbeInfo { program: "probe0".into(), attach, rate_per_sec: None, line: 1, activation: None }],
         maps: vec![MapInfo {
             name: "execs".into(),
             object_name: "execs".into(),
@@ -117,6 +117,7 @@ pub fn manifest(attach: Attach) -> Manifest {
             value_size: 8,
             value: ValueLayout::Scalar { ty: ScalarType::Int { bytes: 8, signed: false } },
         }],
+        events: None,
     }
 }
 

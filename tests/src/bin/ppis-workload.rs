@@ -6,6 +6,19 @@
 //! - `calls N`: calls [`ppis_workload_add`] for x in 1..=N; prints `sum_args=.. sum_rets=..`.
 //! - `openat N PATH`: makes exactly N `openat` syscalls on PATH with [`MARKER_OPEN_FLAGS`].
 //! - `syscalls N`: makes exactly N `getpid` syscalls.
+//! - `stack-chain N`: calls `ppis_stack_outer -> ppis_stack_middle -> ppis_stack_leaf` N times,
+//!   then lingers 300 ms (so a stack symboliser can read its memory maps).
+//! - `getp N`: makes exactly N `getpid`, N `getppid` and N `getpgid(0)` syscalls (three
+//!   tracepoints one `sys_enter_getp*` wildcard matches, and syscall ids a raw tracepoint
+//!   probe can filter on).
+//! - `busy MILLIS`: keeps one CPU busy in user space for MILLIS ms of wall-clock time, with no
+//!   syscalls in the loop (for CPU sampling with `profile:hz:N`); prints the CPU time it got.
+//! - `stack-busy MILLIS`: spins in `ppis_stack_busy` (a leaf with a frame) for MILLIS ms, so
+//!   CPU sampling lands there; then lingers 300 ms like `stack-chain`.
+//! - `slow-midrun SECONDS SLOW_FROM SLOW_TO`: serves a request (`ppis_serve_request`) every
+//!   2 ms for SECONDS s; between SLOW_FROM and SLOW_TO s each one spins ~100x longer, in
+//!   `ppis_request_slow` instead of `ppis_request_fast` (on-CPU, so a `profile` sampler sees
+//!   where the time goes). Prints the requests of each phase.
 //! - `spin SECONDS`: for the demo; repeats calls, getpid and openat of /dev/null for a while.
 //!
 //! Only libc: the point is to control exactly which syscalls happen, so no helper crates.
@@ -32,7 +45,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ppis-workload: {message}");
-            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop");
+            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop | stack-chain N | getp N | busy MILLIS | stack-busy MILLIS | slow-midrun SECONDS SLOW_FROM SLOW_TO");
             ExitCode::from(2)
         }
     }
@@ -87,7 +100,235 @@ fn run(args: &[&str]) -> Result<(), String> {
             Ok(())
         }
         ["noop"] => Ok(()),
+        ["getp", count] => {
+            let count = parse_count(count)?;
+            for _ in 0..count {
+                // SAFETY: getpid, getppid and getpgid(0) only read the caller's ids.
+                unsafe {
+                    libc::syscall(libc::SYS_getpid);
+                    libc::syscall(libc::SYS_getppid);
+                    libc::syscall(libc::SYS_getpgid, 0);
+                }
+            }
+            println!("getpid={count} getppid={count} getpgid={count}");
+            Ok(())
+        }
+        ["busy", millis] => {
+            let millis = parse_count(millis)?;
+            let started = Instant::now();
+            let mut spins = 0u64;
+            // `Instant::now` is a vDSO call, not a syscall, so the loop stays in user space.
+            while started.elapsed() < Duration::from_millis(millis) {
+                spins = std::hint::black_box(spins.wrapping_add(1));
+            }
+            // What the CPU sampler can have seen: the CPU time this (single) thread got, which
+            // is less than the wall-clock time when other work competes for the CPUs.
+            let mut cpu = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `cpu` is a valid timespec for clock_gettime to fill.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut cpu) };
+            let cpu_ms = cpu.tv_sec as u64 * 1000 + cpu.tv_nsec as u64 / 1_000_000;
+            println!("busy_ms={millis} cpu_ms={cpu_ms}");
+            Ok(())
+        }
+        ["stack-busy", millis] => {
+            let until = Instant::now() + Duration::from_millis(parse_count(millis)?);
+            let mut rounds = 0u64;
+            while Instant::now() < until {
+                stack_chain::busy();
+                rounds += 1;
+            }
+            println!("stack_busy_rounds={rounds}");
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
+        ["slow-midrun", seconds, slow_from, slow_to] => {
+            let (total, from, to) = (parse_count(seconds)?, parse_count(slow_from)?, parse_count(slow_to)?);
+            let started = Instant::now();
+            let (mut fast, mut slow) = (0u64, 0u64);
+            while started.elapsed() < Duration::from_secs(total) {
+                let elapsed = started.elapsed().as_secs();
+                let is_slow = (from..to).contains(&elapsed);
+                slow_request::serve(is_slow);
+                if is_slow {
+                    slow += 1;
+                } else {
+                    fast += 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            println!("fast_requests={fast} slow_requests={slow}");
+            Ok(())
+        }
+        ["stack-chain", count] => {
+            let count = parse_count(count)?;
+            for _ in 0..count {
+                stack_chain::call_chain();
+            }
+            println!("stack_chain={count}");
+            // A tracer that symbolises user stacks reads this process's memory maps while it
+            // lives (ppisc polls every 20 ms); linger so that it sees them.
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
         _ => Err(format!("unrecognised arguments {args:?}")),
+    }
+}
+
+/// `slow-midrun`'s request handler: `ppis_serve_request(slow, rounds)` calls
+/// `ppis_request_fast` or `ppis_request_slow`, each spinning `rounds` times in its own frame
+/// (frame pointers, so user stacks name the chain).
+mod slow_request {
+    /// Spins of a normal request (~0.1 ms) and of a slow one (~100x).
+    const FAST_ROUNDS: u64 = 200_000;
+    const SLOW_ROUNDS: u64 = 20_000_000;
+
+    #[cfg(target_arch = "x86_64")]
+    mod imp {
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_request_fast(rounds: u64) {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "2:", "dec rdi", "jnz 2b", "pop rbp", "ret")
+        }
+
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_request_slow(rounds: u64) {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "2:", "dec rdi", "jnz 2b", "pop rbp", "ret")
+        }
+
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_serve_request(slow: u64, rounds: u64) {
+            core::arch::naked_asm!(
+                "push rbp",
+                "mov rbp, rsp",
+                "test rdi, rdi",
+                "mov rdi, rsi",
+                "jnz 2f",
+                "call {fast}",
+                "jmp 3f",
+                "2:",
+                "call {slow}",
+                "3:",
+                "pop rbp",
+                "ret",
+                fast = sym ppis_request_fast,
+                slow = sym ppis_request_slow,
+            )
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    mod imp {
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_request_fast(rounds: u64) {
+            let mut left = rounds;
+            while std::hint::black_box(left) > 0 {
+                left -= 1;
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_request_slow(rounds: u64) {
+            let mut left = rounds;
+            while std::hint::black_box(left) > 0 {
+                left -= 1;
+            }
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_serve_request(slow: u64, rounds: u64) {
+            if slow != 0 {
+                ppis_request_slow(rounds)
+            } else {
+                ppis_request_fast(rounds)
+            }
+        }
+    }
+
+    pub fn serve(slow: bool) {
+        let rounds = if slow { SLOW_ROUNDS } else { FAST_ROUNDS };
+        imp::ppis_serve_request(u64::from(slow), rounds);
+    }
+}
+
+/// `ppis_stack_outer -> ppis_stack_middle -> ppis_stack_leaf`, each a real frame: the stack
+/// tests probe the leaf and expect the three names in that order. The kernel's user stack
+/// walker follows frame pointers, and Rust does not keep them by default, so on x86-64 the
+/// three functions are written in assembly that builds a frame (`push rbp; mov rbp, rsp`)
+/// whatever the crate's compile flags; `no_mangle` keeps their symbol names stable.
+mod stack_chain {
+    #[cfg(target_arch = "x86_64")]
+    mod imp {
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_stack_leaf() {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "nop", "pop rbp", "ret")
+        }
+
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_stack_middle() {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "call {leaf}", "pop rbp", "ret", leaf = sym ppis_stack_leaf)
+        }
+
+        /// Counts `rounds` (at least 1) down to zero inside its own frame.
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_stack_busy(rounds: u64) {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "2:", "dec rdi", "jnz 2b", "pop rbp", "ret")
+        }
+
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn ppis_stack_outer() {
+            core::arch::naked_asm!("push rbp", "mov rbp, rsp", "call {middle}", "pop rbp", "ret", middle = sym ppis_stack_middle)
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    mod imp {
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_stack_leaf() {
+            std::hint::black_box(());
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_stack_middle() {
+            ppis_stack_leaf();
+            std::hint::black_box(());
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_stack_outer() {
+            ppis_stack_middle();
+            std::hint::black_box(());
+        }
+
+        #[no_mangle]
+        #[inline(never)]
+        pub extern "C" fn ppis_stack_busy(rounds: u64) {
+            let mut left = rounds;
+            while std::hint::black_box(left) > 0 {
+                left -= 1;
+            }
+        }
+    }
+
+    /// One call of the chain (one hit of a probe on the leaf).
+    pub fn call_chain() {
+        imp::ppis_stack_outer();
+    }
+
+    /// About a millisecond of spinning inside `ppis_stack_busy`.
+    pub fn busy() {
+        imp::ppis_stack_busy(1_000_000);
     }
 }
 

@@ -31,6 +31,7 @@ pub fn sample_manifest() -> Manifest {
             attach: Attach::Uprobe { path: "/usr/bin/workload".into(), symbol: "handle_request".into() },
             rate_per_sec: Some(500),
             line: 3,
+            activation: None,
         }],
         maps: vec![MapInfo {
             name: "latency".into(),
@@ -43,6 +44,7 @@ pub fn sample_manifest() -> Manifest {
             value_size: 8,
             value: ValueLayout::Scalar { ty: ScalarType::Int { bytes: 8, signed: false } },
         }],
+        events: None,
     }
 }
 
