@@ -19,10 +19,27 @@ fn named_workload(dir: &Path, name: &str) -> PathBuf {
 
 /// Runs `examples/TOOL.ppl` with `-c` on the workload and returns its maps.
 fn run_tool(dir: &Path, tool: &str, child: &str) -> Map<String, Value> {
+    run_tool_with_events(dir, tool, child).0
+}
+
+/// Runs `examples/TOOL.ppl` with `-c` on the workload; returns its maps and the events it
+/// emitted (the JSON lines `ppisc run` prints as they arrive).
+fn run_tool_with_events(dir: &Path, tool: &str, child: &str) -> (Map<String, Value>, Vec<Value>) {
     let example = workspace_root().join("examples").join(format!("{tool}.ppl"));
     let outcome = run_ppisc(dir, ["run", &example.to_string_lossy(), "--format", "json", "-c", child]);
     outcome.assert_success();
-    parse_maps(&outcome)
+    let events = outcome
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("{\"event\""))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad event line {line:?}: {e}")))
+        .collect();
+    (parse_maps(&outcome), events)
+}
+
+/// The events named `name` whose field `field` is `value`.
+fn events_where<'a>(events: &'a [Value], name: &str, field: &str, value: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == name && e[field] == value).collect()
 }
 
 /// `maps[map][key]` of a map keyed by one string (`{"key": value}` in the JSON output).
@@ -140,8 +157,16 @@ fn opensnoop_counts_opens_by_process_and_path() {
     let program = named_workload(&dir, "wl-opensnoop");
     // A relative name: the path the probe reads is exactly what the workload passes.
     std::fs::write(dir.join("opened.txt"), "").expect("a file to open");
-    let maps = run_tool(&dir, "opensnoop", &child_command(&program, &["openat", &OPENS.to_string(), "opened.txt"]));
+    let (maps, events) = run_tool_with_events(
+        &dir,
+        "opensnoop",
+        &child_command(&program, &["openat", &OPENS.to_string(), "opened.txt"]),
+    );
     assert_eq!(by_tuple(&maps, "opened", &["wl-opensnoop".into(), "opened.txt".into()]), OPENS);
+    let opens = events_where(&events, "open", "path", "opened.txt");
+    assert_eq!(opens.len() as u64, OPENS, "one event per open: {opens:?}");
+    let flags = ppis_tests::MARKER_OPEN_FLAGS as u64;
+    assert!(opens.iter().all(|e| e["comm"] == "wl-opensnoop" && e["flags"] == flags), "{opens:?}");
 }
 
 #[test]
@@ -197,4 +222,43 @@ fn syscount_counts_system_calls_by_process_and_number() {
     let maps = run_tool(&dir, "syscount", &child_command(&program, &["syscalls", &GETPIDS.to_string()]));
     let getpid = libc::SYS_getpid as i64;
     assert_eq!(by_tuple(&maps, "by_comm_id", &["wl-syscount".into(), getpid.into()]), GETPIDS);
+}
+
+#[test]
+fn profile_finds_where_the_workload_spends_its_cpu() {
+    if !require_kernel("profile_finds_where_the_workload_spends_its_cpu") {
+        return;
+    }
+    let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "tool_profile");
+    let program = named_workload(&dir, "wl-profile");
+    let example = workspace_root().join("examples/profile.ppl");
+    let folded = dir.join("cpu.folded");
+    let svg = dir.join("cpu.svg");
+    let child = child_command(&program, &["stack-busy", "1000"]);
+    let outcome = run_ppisc(
+        &dir,
+        [
+            "run",
+            &example.to_string_lossy(),
+            "-c",
+            &child,
+            "--folded",
+            &folded.to_string_lossy(),
+            "--flamegraph",
+            &svg.to_string_lossy(),
+        ],
+    );
+    outcome.assert_success();
+    // The workload spins in `ppis_stack_busy` for one second of wall time: nearly every sample
+    // of its process lands there (start-up and exit are a few ms).
+    let folded = std::fs::read_to_string(&folded).expect("the folded stacks");
+    let weight = |line: &str| line.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    let ours: Vec<&str> = folded.lines().filter(|line| line.starts_with("wl-profile;")).collect();
+    let total: u64 = ours.iter().map(|line| weight(line)).sum();
+    let busy: u64 = ours.iter().filter(|line| line.contains(";ppis_stack_busy")).map(|line| weight(line)).sum();
+    // 99 Hz for ~1 s of CPU; the machine is shared, so the workload may get less than a CPU.
+    assert!(total >= 30, "only {total} samples of the workload\n{folded}");
+    assert!(busy * 10 >= total * 8, "ppis_stack_busy in {busy} of {total} samples\n{folded}");
+    let svg = std::fs::read_to_string(&svg).expect("the flame graph");
+    assert!(svg.contains("ppis_stack_busy"), "the flame graph does not name the busy function");
 }
