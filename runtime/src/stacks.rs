@@ -4,8 +4,9 @@
 //!
 //! A key holds only a stack id (and, for user stacks, the process id): the frames live in the
 //! stack-trace map named by `ppis_manifest::stack_map_name`. A failed walk (`bpf_get_stackid`
-//! returned `-errno`, e.g. `-EFAULT` when there is no user stack, `-EEXIST`/`-ENOMEM` when the
-//! stack map is full) is kept and counted under its error, shown as one `[lost: ...]` frame.
+//! returned `-errno`, e.g. `-EEXIST`/`-ENOMEM` when the stack map is full) is kept and counted
+//! under its error, shown as one `[lost: ...]` frame; `-EFAULT` (no stack of that kind, e.g.
+//! the kernel stack of a sample taken in user mode) is an empty stack, as in bpftrace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -61,11 +62,13 @@ impl fmt::Display for Frame {
 }
 
 impl StackKey {
-    /// The text of a failed walk, e.g. `[lost: EFAULT]`; `None` for a recorded stack.
+    /// The text of a failed walk, e.g. `[lost: ENOMEM (stack map full)]`; `None` for a
+    /// recorded stack and for `EFAULT`, which is no failure: there was no stack of that kind
+    /// to walk (a kernel stack of a sample taken in user mode, a user stack of a kernel
+    /// thread), shown as an empty stack as bpftrace does.
     pub fn lost_reason(&self) -> Option<String> {
-        (self.id < 0).then(|| {
+        (self.id < 0 && self.id != -libc::EFAULT).then(|| {
             let name = match -self.id {
-                libc::EFAULT => "EFAULT (no stack to walk)".to_string(),
                 libc::EEXIST => "EEXIST (stack map hash collision)".to_string(),
                 libc::ENOMEM => "ENOMEM (stack map full)".to_string(),
                 libc::EINVAL => "EINVAL".to_string(),
@@ -411,6 +414,7 @@ mod tests {
             entry(stack_key_bytes("app", 3, 42), vec![words(&[5]), words(&[2])]),
             entry(stack_key_bytes("gone", 4, 77), vec![words(&[1])]),
             entry(stack_key_bytes("app", -libc::EFAULT, 42), vec![words(&[2])]),
+            entry(stack_key_bytes("app", -libc::ENOMEM, 42), vec![words(&[6])]),
             entry(stack_key_bytes("app", 9, 42), vec![words(&[1])]),
         ];
         let kernel_rows = [entry(stack_key_bytes("app", 1, 0), vec![words(&[4])])];
