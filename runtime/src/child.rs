@@ -47,7 +47,26 @@ impl PausedChild {
         let pid = sys::fork_gated_exec(&c_path, &c_argv, &gate_read, &error_write).map_err(child_error)?;
         // The parent's copies of the child's ends must close, or EOF never comes.
         drop((gate_read, error_write));
-        Ok(PausedChild { pid, command, gate: Some(gate_write), exec_error: Some(error_read), exit: None })
+        let mut child = PausedChild {
+            pid,
+            command: command.clone(),
+            gate: Some(gate_write),
+            exec_error: Some(error_read),
+            exit: None,
+        };
+        // Wait until the child sits at its gate, so that its start-up system calls (closing
+        // inherited descriptors) are over before any probe is attached.
+        let mut ready = [0u8; 1];
+        let exec_error = child.exec_error.as_ref().expect("just set");
+        let received = sys::read_to_eof(exec_error.as_fd(), &mut ready).map_err(child_error)?;
+        if received != 1 || ready[0] != sys::READY_BYTE {
+            let _ = child.wait();
+            return Err(RuntimeError::Child(format!(
+                "cannot start {}: the child ended before it was ready",
+                child.command
+            )));
+        }
+        Ok(child)
     }
 
     pub fn pid(&self) -> u32 {

@@ -262,7 +262,7 @@ pub(crate) mod tests {
         let u64_ty = ScalarType::Int { bytes: 8, signed: false };
         let info = map_info("s", MapKind::Count, key, ValueLayout::Scalar { ty: u64_ty });
         let manifest = test_manifest(vec![info]);
-        let lost = Value::Stack(StackKey { space: StackSpace::User, id: -libc::EFAULT, pid: 7, frames: vec![] });
+        let lost = Value::Stack(StackKey { space: StackSpace::User, id: -libc::ENOMEM, pid: 7, frames: vec![] });
         let rows = vec![
             (vec![Value::Str("w".into()), stack(&["main", "outer", "leaf"])], Value::Uint(3)),
             (vec![Value::Str("w".into()), stack(&["main", "outer"])], Value::Uint(2)),
@@ -276,7 +276,7 @@ pub(crate) mod tests {
         let (snapshot, manifest) = fixture();
         assert!(has_stacks(&manifest));
         let text = folded(&all_stacks(&snapshot, &manifest));
-        assert_eq!(text, "w;[lost: EFAULT (no stack to walk)] 1\nw;main;outer 2\nw;main;outer;leaf 3\n");
+        assert_eq!(text, "w;[lost: ENOMEM (stack map full)] 1\nw;main;outer 2\nw;main;outer;leaf 3\n");
     }
 
     #[test]

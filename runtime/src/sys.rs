@@ -52,6 +52,30 @@ pub(crate) fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next_key: &m
     }
 }
 
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+
+/// Sets the value at `key` (for per-CPU maps: `value` holds one 8-byte-aligned slot per
+/// possible CPU), creating or replacing it.
+pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    bpf_map_command(BPF_MAP_UPDATE_ELEM, &mut attr)
+}
+
+/// Deletes `key`; a key that is already gone is not an error.
+pub(crate) fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr { map_fd: map.as_raw_fd() as u32, key: key.as_ptr() as u64, ..MapElemAttr::default() };
+    match bpf_map_command(BPF_MAP_DELETE_ELEM, &mut attr) {
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
 /// Reads the value at `key` into `value` (for per-CPU maps: one 8-byte-aligned slot per
 /// possible CPU); `false` when the key vanished.
 pub(crate) fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
@@ -119,6 +143,8 @@ pub(crate) fn read_to_eof(fd: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<u
 
 /// The byte a released child reads from its gate pipe before it executes the command.
 pub(crate) const RELEASE_BYTE: u8 = b'g';
+/// The byte a paused child writes on its exec-error pipe once it waits at the gate.
+pub(crate) const READY_BYTE: u8 = b'r';
 /// The byte that tells a paused child to exit without executing anything.
 pub(crate) const ABORT_BYTE: u8 = b'x';
 /// Highest descriptor number a paused child looks at when closing inherited descriptors.
@@ -168,6 +194,10 @@ pub(crate) fn fork_gated_exec(
                 }
             }
         }
+        // Tell the parent the scan is over: from here on the child makes no system call
+        // until it is released, so probes attached now see only the command's own calls.
+        let ready = READY_BYTE;
+        libc::write(error_fd, (&ready as *const u8).cast(), 1);
         let mut byte = 0u8;
         loop {
             let result = libc::read(gate_fd, (&mut byte as *mut u8).cast(), 1);

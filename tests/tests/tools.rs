@@ -179,9 +179,10 @@ fn runqlat_sees_every_wakeup_of_a_sleeping_task() {
     let program = named_workload(&dir, "wl-runqlat");
     let maps = run_tool(&dir, "runqlat", &child_command(&program, &["sleeps", &SLEEPS.to_string()]));
     // Each 1 ms sleep ends with one wake-up and one switch in; starting the process may add a
-    // few more (exec, page-in), never fewer.
+    // few more (exec, page-in). A timer can also fire while the task is still on its way to
+    // sleep: it is woken without ever leaving the CPU, so an odd sleep may show no run.
     let runs = by_name(&maps, "runs_of", "wl-runqlat");
-    assert!((SLEEPS..SLEEPS + 10).contains(&runs), "{runs} runs after wake-up, expected {SLEEPS} plus start-up");
+    assert!((SLEEPS - 5..SLEEPS + 10).contains(&runs), "{runs} runs after wake-up, expected about {SLEEPS}");
     assert!(hist_total(&maps, "runq_latency_ns") >= runs);
 }
 
