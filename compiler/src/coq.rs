@@ -43,6 +43,12 @@ pub enum HelperKind {
     /// `bpf_get_stackid` (`ustack`/`kstack` keys): not in the Coq model either (a probe
     /// calling it is [`unsupported`]).
     GetStackId,
+    /// `bpf_get_current_cgroup_id` (`cgroup`): not in the Coq model (a probe calling it is
+    /// [`unsupported`]).
+    GetCurrentCgroupId,
+    /// `bpf_probe_read_{user,kernel}` (`buf(ptr, N)`): not in the Coq model (a probe calling
+    /// it is [`unsupported`]).
+    ProbeRead,
 }
 
 impl HelperKind {
@@ -68,6 +74,8 @@ impl HelperKind {
             Helper::ProbeReadStr { space: AddressSpace::Kernel, .. } => HelperKind::ProbeReadKernelStr,
             Helper::RingbufOutput { .. } => HelperKind::RingbufOutput,
             Helper::GetStackId { .. } => HelperKind::GetStackId,
+            Helper::GetCurrentCgroupId => HelperKind::GetCurrentCgroupId,
+            Helper::ProbeRead { .. } => HelperKind::ProbeRead,
         }
     }
 
@@ -82,6 +90,8 @@ impl HelperKind {
             HelperKind::ProbeReadKernelStr => "HReadKernelStr",
             HelperKind::RingbufOutput => "HRingbufOutput",
             HelperKind::GetStackId => "HGetStackId",
+            HelperKind::GetCurrentCgroupId => "HGetCurrentCgroupId",
+            HelperKind::ProbeRead => "HProbeRead",
         }
     }
 }
@@ -428,6 +438,10 @@ fn map_kind(kind: MapType) -> &'static str {
         MapType::RingBuf => "RingBuf",
         // Not a Coq map type either: a probe that records stacks is `unsupported`.
         MapType::StackTrace => "StackTrace",
+        // The Coq model has no eviction: an LRU map is modelled as the hash map it otherwise
+        // is (an insert that may fail is a sound over-approximation of one that evicts).
+        MapType::LruHash => "Hash",
+        MapType::LruPerCpuHash => "PerCpuHash",
     }
 }
 
@@ -448,6 +462,8 @@ fn helper(h: Helper) -> String {
         // Never printed: a probe that calls it is `unsupported`.
         Helper::RingbufOutput { map, slot, len } => format!("(RingbufOutput {map} {} {})", slot.0, n(len)),
         Helper::GetStackId { map, user } => format!("(GetStackId {map} {user})"),
+        Helper::GetCurrentCgroupId => "GetCurrentCgroupId".into(),
+        Helper::ProbeRead { slot, len, ptr, .. } => format!("(ProbeRead {} {} {})", slot.0, n(len), ptr.0),
     }
 }
 
@@ -476,6 +492,22 @@ pub fn unsupported(func: &Function) -> Option<String> {
         .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetStackId { .. }, .. }));
     if records_stacks {
         return Some("it records stacks (`ustack`, `kstack`), which the Coq model does not cover".into());
+    }
+    let reads_cgroup = func
+        .cfg
+        .node_weights()
+        .flat_map(|b| &b.insts)
+        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetCurrentCgroupId, .. }));
+    let reads_buffers = func
+        .cfg
+        .node_weights()
+        .flat_map(|b| &b.insts)
+        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::ProbeRead { .. }, .. }));
+    if reads_buffers {
+        return Some("it reads raw bytes (`buf(ptr, N)`), which the Coq model does not cover".into());
+    }
+    if reads_cgroup {
+        return Some("it reads the cgroup id (`cgroup`), which the Coq model does not cover".into());
     }
     None
 }

@@ -220,6 +220,7 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
         MapType::PerCpuHash => c.percpu_hash,
         MapType::PerCpuArray => c.percpu_array,
         MapType::RingBuf | MapType::StackTrace => c.max(),
+        MapType::LruHash | MapType::LruPerCpuHash => c.lru_hash,
     };
     match item {
         CostItem::Mov | CostItem::Alu(_) | CostItem::Neg | CostItem::SetCond | CostItem::Extend => ps(i.alu),
@@ -244,6 +245,9 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
                     HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.base),
                     HelperKind::RingbufOutput => ps_up(h.ringbuf_output.base),
                     HelperKind::GetStackId => ps_up(h.get_stackid),
+                    HelperKind::GetCurrentCgroupId => ps_up(h.get_current_cgroup_id),
+                    // Priced by its (unsupported) probe's verifier bound, never by the Coq table.
+                    HelperKind::ProbeRead => ps_up(h.probe_read_user.base.max(h.probe_read_kernel.base)),
                 }
         }
         CostItem::HelperPerByte(k) => match k {
@@ -251,6 +255,8 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
             HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.per_byte),
             HelperKind::RingbufOutput => ps_up(h.ringbuf_output.per_byte),
             HelperKind::GetStackId
+            | HelperKind::GetCurrentCgroupId
+            | HelperKind::ProbeRead
             | HelperKind::GetCurrentPidTgid
             | HelperKind::GetCurrentUidGid
             | HelperKind::GetCurrentComm

@@ -46,6 +46,8 @@ pub fn map_type_id(kind: ppis_ir::MapType) -> u32 {
         ppis_ir::MapType::PerCpuArray => 6,
         ppis_ir::MapType::StackTrace => 7,
         ppis_ir::MapType::RingBuf => 27,
+        ppis_ir::MapType::LruHash => 9,
+        ppis_ir::MapType::LruPerCpuHash => 10,
     }
 }
 

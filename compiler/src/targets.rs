@@ -52,6 +52,24 @@ impl Targets for HostTargets {
         std::thread::available_parallelism().ok().map(|n| n.get() as u32)
     }
 
+    fn usdt_sites(&self, path: &str) -> Result<Vec<ppis_lang::targets::UsdtSite>, TargetError> {
+        let sites = ppis_runtime::usdt::sites(Path::new(path)).map_err(|message| TargetError {
+            message,
+            suggestions: vec![],
+            unavailable: false,
+        })?;
+        Ok(sites
+            .into_iter()
+            .map(|site| ppis_lang::targets::UsdtSite {
+                provider: site.provider,
+                name: site.name,
+                address: site.address,
+                semaphore: site.semaphore,
+                args: site.args,
+            })
+            .collect())
+    }
+
     fn check_uprobe(&self, path: &str, symbol: &str) -> Result<(), TargetError> {
         host::check_symbol(Path::new(path), symbol).map_err(|error| TargetError {
             // A missing binary or symbol is the user's to fix, never "cannot ask the host".

@@ -352,7 +352,9 @@ fn cost(item: CostItem) -> u64 {
         CostItem::Helper(HelperKind::ProbeReadUserStr) => 40,
         CostItem::Helper(HelperKind::ProbeReadKernelStr) => 45,
         // Not in the Coq model (a probe calling them is unsupported), priced all the same.
-        CostItem::Helper(HelperKind::RingbufOutput | HelperKind::GetStackId) => 50,
+        CostItem::Helper(
+            HelperKind::RingbufOutput | HelperKind::GetStackId | HelperKind::GetCurrentCgroupId | HelperKind::ProbeRead,
+        ) => 50,
         CostItem::HelperPerByte(HelperKind::ProbeReadUserStr) => 3,
         CostItem::HelperPerByte(HelperKind::ProbeReadKernelStr) => 5,
         // Priced so that a per-byte cost where none belongs would show.

@@ -1,6 +1,14 @@
 //! Soundness against the kernel verifier: every program `ppisc check` accepts must also be
 //! accepted by the kernel when loaded. Checked for every bundled example and for random
-//! well-typed programs from a small grammar (a bounded number, so CI stays fast).
+//! well-typed programs from a small grammar (a bounded number, so CI stays fast). The grammar
+//! covers every attach kind (tracepoints with char arrays at unaligned offsets, uprobes, raw
+//! tracepoints, `profile`, `interval`, `begin`/`end`, wildcards, shared bodies), every map kind
+//! (with `lru`, `stats`, and `ustack`/`kstack` keys alone and in tuples), `emit` with fields of
+//! every type and `print` with every conversion, `buf(ptr, N)`, `clear`, `cgroup` and the
+//! `probe` builtin. (USDT is not covered: no binary on the test hosts has USDT notes.)
+//!
+//! Bug hunting: `PPIS_RANDOM_CASES=N` runs N programs, `PPIS_RANDOM_STATEMENTS=N` makes them
+//! larger, `PPIS_SHOW_PROGRAMS=1` prints each, `PPIS_SHOW_REJECTED=CODE` those rejected with CODE.
 //!
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
@@ -183,6 +191,17 @@ enum Attach {
     RawSysEnter,
     /// A perf-event program with no context to read (`profile` and `interval` share it).
     Interval,
+    /// Cpu-clock sampling: a perf-event program whose known rate needs no declaration.
+    Profile,
+    /// Run once through `BPF_PROG_TEST_RUN` (a raw-tracepoint program with no context).
+    Begin,
+    End,
+    /// Its `comm` (char[16]) sits at context offset 38: 2-byte aligned only.
+    BlockBioQueue,
+    /// A wildcard: six `sys_enter_getp*` tracepoints, one program each.
+    GetpWildcard,
+    /// Two attach points sharing one body (`probe a, b`).
+    TwoPoints,
 }
 
 impl Attach {
@@ -197,7 +216,19 @@ impl Attach {
             Attach::RawSysEnter => "rawtracepoint:sys_enter",
             // 20 ticks a second, under the 50/s every generated probe declares.
             Attach::Interval => "interval:ms:50",
+            Attach::Profile => "profile:hz:49",
+            Attach::Begin => "begin",
+            Attach::End => "end",
+            Attach::BlockBioQueue => "tracepoint:block:block_bio_queue",
+            Attach::GetpWildcard => "tracepoint:syscalls:sys_enter_getp*",
+            Attach::TwoPoints => "tracepoint:raw_syscalls:sys_enter, rawtracepoint:sys_exit",
         }
+    }
+
+    /// Whether the probe declares a rate: sampling, timers and begin/end fire at a rate the
+    /// checker knows (declaring less than `profile`'s 49 × CPUs would be E0113).
+    fn declares_rate(self) -> bool {
+        !matches!(self, Attach::Profile | Attach::Begin | Attach::End)
     }
 
     fn fields(self) -> &'static [&'static str] {
@@ -210,7 +241,12 @@ impl Attach {
             Attach::SchedSwitch => &["args.prev_pid", "args.next_pid", "args.prev_state", "args.next_prio"],
             Attach::RawSysEnter => &["arg0", "arg1"],
             // No context at all: builtins stand in for fields.
-            Attach::Interval => &["cpu", "nsecs"],
+            Attach::Interval | Attach::Profile | Attach::Begin | Attach::End => &["cpu", "nsecs"],
+            Attach::BlockBioQueue => &["args.dev", "args.sector", "args.nr_sector"],
+            // The one field every match has.
+            Attach::GetpWildcard => &["args.__syscall_nr"],
+            // `arg0` would not exist on the tracepoint, nor `args` on the raw one.
+            Attach::TwoPoints => &["cpu", "nsecs"],
         }
     }
 
@@ -219,6 +255,16 @@ impl Attach {
         match self {
             Attach::BlockIssue => &["args.comm"],
             Attach::SchedSwitch => &["args.prev_comm", "args.next_comm"],
+            Attach::BlockBioQueue => &["args.comm"],
+            _ => &[],
+        }
+    }
+
+    /// Context char arrays of other lengths (only `emit` and `print` take them whole):
+    /// `rwbs` is char[10] at offset 34, neither end 4-byte aligned.
+    fn odd_str_fields(self) -> &'static [&'static str] {
+        match self {
+            Attach::BlockIssue | Attach::BlockBioQueue => &["args.rwbs"],
             _ => &[],
         }
     }
@@ -239,6 +285,17 @@ map log2: hist[u32] max 64;
 map linear: lhist(0, 1000, 100);
 map last: hash[u32] -> u64 max 64;
 map named: hash[str[16]] -> i64 max 64;
+map recent: lru_hash[u32] -> u64 max 64;
+map lru_pairs: count[u32, str[16]] max 64 lru;
+map spread: stats[u32] max 64;
+map all_spread: stats;
+map by_probe: count[str[64]] max 16;
+map user_stacks: count[ustack] max 64;
+map user_by_pid: count[u32, ustack] max 64;
+map kernel_by_comm: sum[str[16], kstack[8]] max 64;
+map both_stacks: hist[ustack[4], kstack] max 64;
+map prefixes: count[buf[8]] max 64;
+map last_prefix: hash[u32] -> buf[8] max 64;
 ";
 
 /// Statements per program, all probes together. Larger programs make `ppisc check` itself
@@ -246,13 +303,26 @@ map named: hash[str[16]] -> i64 max 64;
 /// in minutes), which is a verifier limit, not what this test is about.
 const MAX_STATEMENTS: usize = 8;
 
+/// [`MAX_STATEMENTS`], or `PPIS_RANDOM_STATEMENTS=N` for bug hunting with larger programs (more
+/// register pressure, spills and stack; more cases then hit [`CASE_DEADLINE`]).
+fn max_statements() -> usize {
+    std::env::var("PPIS_RANDOM_STATEMENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(MAX_STATEMENTS)
+}
+
 /// How long one random case may take. Compiling and loading usually takes well under a
 /// second, but the verifier's Z3 cost confirmation takes minutes on some small branchy
 /// probes (an 11-line probe with a `hist`, a `min` and an `lhist` took 90 s): those are
 /// skipped (and printed) so that the test's time stays bounded.
 const CASE_DEADLINE: Duration = Duration::from_secs(10);
 
-const BUILTIN_INTS: &[&str] = &["pid", "tid", "uid", "cpu", "nsecs"];
+const BUILTIN_INTS: &[&str] = &["pid", "tid", "uid", "cpu", "nsecs", "cgroup"];
+
+/// The integer types an `emit` field is cast to, so every width and signedness lands in a
+/// record.
+const INT_TYPES: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"];
+
+/// `str(ptr, N)` lengths: odd, word-sized and large, so records get odd offsets and sizes.
+const STR_READ_LENS: &[usize] = &[1, 3, 8, 13, 16, 31, 64];
 
 struct Generator<'a> {
     tape: Tape<'a>,
@@ -263,6 +333,11 @@ struct Generator<'a> {
     /// Statements the program may still have. Bounded because the verifier's cost proof
     /// grows steeply with the number of branches (see `MAX_STATEMENTS`).
     statements_left: usize,
+    /// The program's statement budget, [`max_statements`].
+    max_statements: usize,
+    /// `emit` names used so far: each statement takes a new one, because all `emit`s of one
+    /// name must carry the same fields.
+    next_event: usize,
 }
 
 impl Generator<'_> {
@@ -330,7 +405,8 @@ impl Generator<'_> {
         }
         self.statements_left -= 1;
         let pad = "    ".repeat(indent);
-        let choices = if depth == 0 { 14 } else { 17 };
+        // The branching statements (the last three) only where the depth allows them.
+        let choices = if depth == 0 { 24 } else { 27 };
         match self.tape.pick(choices) {
             0 => {
                 let name = format!("v{}", self.next_var);
@@ -358,7 +434,36 @@ impl Generator<'_> {
                 1 => out.push_str(&format!("{pad}delete last[{}];\n", self.key_u32(1))),
                 _ => out.push_str(&format!("{pad}delete named[{}];\n", self.key_str())),
             },
-            14 => {
+            14 => self.emit(out, &pad),
+            15 => self.print(out, &pad),
+            16 => out.push_str(&format!("{pad}user_stacks[ustack].inc();\n")),
+            17 => out.push_str(&format!("{pad}user_by_pid[{}, ustack].inc();\n", self.key_u32(1))),
+            18 => out.push_str(&format!(
+                "{pad}kernel_by_comm[{}, kstack(8)].add(({}) as u64);\n",
+                self.key_str(),
+                self.int_expr(1)
+            )),
+            19 => out.push_str(&format!("{pad}both_stacks[ustack(4), kstack].record({});\n", self.int_expr(1))),
+            20 => match self.tape.pick(3) {
+                0 => out.push_str(&format!("{pad}recent[{}] = ({}) as u64;\n", self.key_u32(1), self.int_expr(2))),
+                1 => out.push_str(&format!("{pad}lru_pairs[{}, {}].inc();\n", self.key_u32(1), self.key_str())),
+                _ => out.push_str(&format!("{pad}by_probe[probe].inc();\n")),
+            },
+            21 => out.push_str(&format!("{pad}spread[{}].record({});\n", self.key_u32(1), self.int_expr(2))),
+            22 => out.push_str(&format!("{pad}all_spread.record({});\n", self.int_expr(2))),
+            23 => match self.tape.pick(3) {
+                0 => out.push_str(&format!("{pad}prefixes[buf(({}) as u64, 8)].inc();\n", self.int_expr(1))),
+                1 => out.push_str(&format!(
+                    "{pad}last_prefix[{}] = buf(({}) as u64, 8);\n",
+                    self.key_u32(1),
+                    self.int_expr(1)
+                )),
+                _ => {
+                    let map = ["by_pid", "total", "last", "prefixes", "user_stacks", "spread"][self.tape.pick(6)];
+                    out.push_str(&format!("{pad}clear {map};\n"));
+                }
+            },
+            24 => {
                 out.push_str(&format!("{pad}if {} {{\n", self.bool_expr(2)));
                 self.block(depth - 1, out, indent + 1);
                 if self.tape.chance(50) {
@@ -367,7 +472,7 @@ impl Generator<'_> {
                 }
                 out.push_str(&format!("{pad}}}\n"));
             }
-            15 => {
+            25 => {
                 let name = format!("v{}", self.next_var);
                 self.next_var += 1;
                 out.push_str(&format!("{pad}if let {name} = last[{}] {{\n", self.key_u32(1)));
@@ -388,25 +493,102 @@ impl Generator<'_> {
         }
     }
 
+    /// A string of any length: `comm`, context char arrays (at odd offsets), `str(ptr, N)`
+    /// reads of odd lengths, a literal, or the `probe` builtin.
+    fn any_str(&mut self) -> String {
+        match self.tape.pick(5) {
+            0 => "comm".to_string(),
+            1 => {
+                let fields: Vec<&str> =
+                    self.attach.str_fields().iter().chain(self.attach.odd_str_fields()).copied().collect();
+                if fields.is_empty() {
+                    "comm".to_string()
+                } else {
+                    fields[self.tape.pick(fields.len())].to_string()
+                }
+            }
+            2 => {
+                let len = STR_READ_LENS[self.tape.pick(STR_READ_LENS.len())];
+                format!("str(({}) as u64, {len})", self.int_expr(1))
+            }
+            3 => ["\"x\"", "\"seventeen chars!!\"", "TARGET"][self.tape.pick(3)].to_string(),
+            _ => "probe".to_string(),
+        }
+    }
+
+    /// `emit` with one to five fields of every kind: each integer width, bools, strings and raw
+    /// `buf(ptr, N)` bytes.
+    fn emit(&mut self, out: &mut String, pad: &str) {
+        let name = format!("event{}", self.next_event);
+        self.next_event += 1;
+        let fields: Vec<String> = (0..1 + self.tape.pick(5))
+            .map(|i| {
+                let value = match self.tape.pick(5) {
+                    0 | 1 => format!("({}) as {}", self.int_expr(1), INT_TYPES[self.tape.pick(INT_TYPES.len())]),
+                    2 => self.bool_expr(1),
+                    3 => {
+                        let len = STR_READ_LENS[self.tape.pick(STR_READ_LENS.len())];
+                        format!("buf(({}) as u64, {len})", self.int_expr(1))
+                    }
+                    _ => self.any_str(),
+                };
+                format!("f{i}: {value}")
+            })
+            .collect();
+        out.push_str(&format!("{pad}emit {name} {{ {} }};\n", fields.join(", ")));
+    }
+
+    /// `print` with up to four conversions among `%d %u %x %s` and a literal `%%`.
+    fn print(&mut self, out: &mut String, pad: &str) {
+        let mut format = String::new();
+        let mut args = Vec::new();
+        for _ in 0..self.tape.pick(5) {
+            match self.tape.pick(5) {
+                0 => {
+                    format.push_str(" d=%d");
+                    args.push(self.int_expr(1));
+                }
+                1 => {
+                    format.push_str(" u=%u");
+                    args.push(self.int_expr(1));
+                }
+                2 => {
+                    format.push_str(" x=%x");
+                    args.push(self.int_expr(1));
+                }
+                3 => {
+                    format.push_str(" s=%s");
+                    args.push(self.any_str());
+                }
+                _ => format.push_str(" 100%%"),
+            }
+        }
+        let args: String = args.iter().map(|arg| format!(", {arg}")).collect();
+        out.push_str(&format!("{pad}print(\"p{format}\\n\"{args});\n"));
+    }
+
     /// A block's statements; `let`s inside it go out of scope at its end.
     fn block(&mut self, depth: usize, out: &mut String, indent: usize) {
         let scope = self.scope.len();
-        for _ in 0..1 + self.tape.pick(4) {
+        // Up to 4 statements a block, more when hunting with larger programs.
+        for _ in 0..1 + self.tape.pick(4.max(self.max_statements / 4)) {
             self.statement(depth, out, indent);
         }
         self.scope.truncate(scope);
     }
 }
 
-/// A whole program: the shared maps, and one or two probes (50 events/s each, well within the
-/// budget) with an optional predicate.
+/// A whole program: the shared maps, and one or two probes (50 events/s each where a rate is
+/// declared, well within the budget) with an optional predicate.
 fn random_program(tape: &[u8]) -> String {
     let mut generator = Generator {
         tape: Tape { bytes: tape, at: 0 },
         attach: Attach::SysEnter,
         scope: Vec::new(),
         next_var: 0,
-        statements_left: MAX_STATEMENTS,
+        statements_left: max_statements(),
+        max_statements: max_statements(),
+        next_event: 0,
     };
     let mut out = String::from("const TARGET = \"bash\";\nconst LIMIT = 100;\n");
     out.push_str(MAPS);
@@ -421,12 +603,19 @@ fn random_program(tape: &[u8]) -> String {
             Attach::SchedSwitch,
             Attach::RawSysEnter,
             Attach::Interval,
+            Attach::Profile,
+            Attach::Begin,
+            Attach::End,
+            Attach::BlockBioQueue,
+            Attach::GetpWildcard,
+            Attach::TwoPoints,
         ];
         let attach = kinds[generator.tape.pick(kinds.len())];
         generator.attach = attach;
         let predicate =
             if generator.tape.chance(30) { format!(" when {}", generator.bool_expr(1)) } else { String::new() };
-        out.push_str(&format!("\nprobe {} rate <= 50/s{predicate} {{\n", attach.text()));
+        let rate = if attach.declares_rate() { " rate <= 50/s" } else { "" };
+        out.push_str(&format!("\nprobe {}{rate}{predicate} {{\n", attach.text()));
         generator.block(2, &mut out, 1);
         out.push_str("}\n");
     }
@@ -443,7 +632,9 @@ fn random_programs_that_check_clean_load_into_the_kernel() {
     let accepted = std::cell::Cell::new(0u32);
     let tried = std::cell::Cell::new(0u32);
     let rejections = std::cell::RefCell::new(std::collections::BTreeMap::<String, u32>::new());
-    let result = runner.run(&proptest::collection::vec(any::<u8>(), 32..400), |tape| {
+    // Enough tape for the statement budget (each statement takes about ten choices).
+    let tape_len = 400.max(max_statements() * 12);
+    let result = runner.run(&proptest::collection::vec(any::<u8>(), 32..tape_len), |tape| {
         let source = random_program(&tape);
         if std::env::var_os("PPIS_SHOW_PROGRAMS").is_some() {
             eprintln!("{source}");
@@ -462,6 +653,11 @@ fn random_programs_that_check_clean_load_into_the_kernel() {
                 Ok(())
             }
             Outcome::Rejected(errors) => {
+                if let Ok(code) = std::env::var("PPIS_SHOW_REJECTED") {
+                    if errors.iter().any(|error| error.starts_with(&code)) {
+                        eprintln!("rejected with {code}:\n{source}\n{}", errors.join("\n"));
+                    }
+                }
                 for error in errors {
                     let code = error.split(':').next().unwrap_or_default().to_string();
                     *rejections.borrow_mut().entry(code).or_default() += 1;

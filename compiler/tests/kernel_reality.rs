@@ -13,6 +13,12 @@
 //! Prints a table: probe, runs, measured ns/event (run time + trigger), bound, tightness, and
 //! the program part (measured − per-run against bound − trigger − per-run) with its tightness.
 //!
+//! Besides the examples: a raw tracepoint, and probes with `emit`, `print` and stack keys
+//! (`new_kind_cases`); `interval` and `profile` probes are measured by a separate test, ignored
+//! until the profile prices a perf-event run (see it).
+//!
+//! `PPIS_REALITY_PROFILE=FILE` checks another profile than the shipped one.
+//!
 //! Needs root and tracefs. Without them the tests print why and pass, except under `CI=true`,
 //! where they fail instead.
 
@@ -26,7 +32,12 @@ use std::time::{Duration, Instant};
 use ppis_compiler::driver::{self, CompileOptions};
 use ppis_compiler::lower::LowerOptions;
 use ppis_compiler::targets::HostTargets;
+use ppis_manifest::profile::CostProfile;
 use ppis_manifest::Attach;
+
+/// A cost profile to check instead of the shipped one (e.g. one just measured by
+/// `ppisc calibrate -o FILE`, before it replaces `profiles/default.json`).
+const PROFILE_ENV: &str = "PPIS_REALITY_PROFILE";
 
 /// Fewest runs per program for its mean to count: fewer and one slow run dominates.
 const MIN_RUNS: u64 = 1_000;
@@ -63,6 +74,10 @@ enum Workload {
     Wakeups,
     /// Calls of [`ppis_reality_readline`]: its uprobe and uretprobe.
     Calls,
+    /// Sleeping: `interval` timers fire by themselves.
+    Idle,
+    /// A busy loop without system calls: `profile` samples land in it (and elsewhere).
+    Spin,
 }
 
 impl Workload {
@@ -99,6 +114,14 @@ impl Workload {
             Workload::Calls => {
                 for i in 0..EVENTS_PER_ROUND {
                     black_box(ppis_reality_readline(black_box(i)));
+                }
+            }
+            Workload::Idle => std::thread::sleep(TIMED_ROUND),
+            Workload::Spin => {
+                let started = Instant::now();
+                let mut value = 0u64;
+                while started.elapsed() < TIMED_ROUND {
+                    value = black_box(value.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
             }
         }
@@ -138,6 +161,71 @@ impl Row {
 /// are appended to the source, so they are the last probes of the manifest.
 const EMPTY_PROBE_RATE: &str = "rate <= 1/s";
 
+/// How long one `Idle` or `Spin` round lasts: timers and samples fire by time, not by events.
+const TIMED_ROUND: Duration = Duration::from_millis(100);
+
+/// The rate clause of the empty probe on `attach`: `profile` and `interval` fire at a rate
+/// the checker knows, and declaring less would be an error (E0113).
+fn empty_probe_rate(attach: &str) -> &'static str {
+    if attach.starts_with("profile:") || attach.starts_with("interval:") {
+        ""
+    } else {
+        EMPTY_PROBE_RATE
+    }
+}
+
+/// Perf-event probes (`interval`, `profile`), each with the workload that fires it.
+fn perf_event_cases() -> Vec<(String, String, Workload)> {
+    vec![
+        (
+            "interval:ms:1".into(),
+            "map ticks: count[u32] max 64;\nmap last: lru_hash[u32] -> u64 max 64;\n\
+             probe interval:ms:1 {\n    ticks[cpu].inc();\n    last[cpu] = nsecs;\n}\n"
+                .into(),
+            Workload::Idle,
+        ),
+        (
+            "profile.ppl at 997 Hz".into(),
+            rewrite(&example("profile.ppl"), "profile:hz:99", "profile:hz:997"),
+            Workload::Spin,
+        ),
+    ]
+}
+
+/// Probes of the newer kinds and features, each with the workload that fires it (the
+/// examples above cover tracepoints, uprobes and uretprobes; perf events are separate, see
+/// [`perf_event_cases`]).
+fn new_kind_cases() -> Vec<(String, String, Workload)> {
+    let syscalls_of_workload = format!("comm == \"{WORKLOAD_COMM}\"");
+    vec![
+        (
+            "rawtracepoint:sys_enter".into(),
+            format!(
+                "map by_id: count[u64] max 1024;\n\
+                 probe rawtracepoint:sys_enter rate <= 10k/s when {syscalls_of_workload} {{\n    \
+                 by_id[arg1].inc();\n}}\n"
+            ),
+            Workload::Syscalls,
+        ),
+        // Stack walks and ring-buffer records. Nothing reads the ring buffer here, so once it
+        // is full the records are dropped and counted: both paths are measured.
+        (
+            "emit, print and stack keys".into(),
+            format!(
+                "map user_stacks: count[ustack] max 1024;\n\
+                 map kernel_by_comm: count[str[16], kstack[16]] max 1024;\n\
+                 probe tracepoint:raw_syscalls:sys_enter rate <= 10k/s when {syscalls_of_workload} {{\n    \
+                 emit syscall {{ id: args.id, pid: pid, who: comm }};\n    \
+                 user_stacks[ustack].inc();\n    \
+                 kernel_by_comm[comm, kstack(16)].inc();\n}}\n\
+                 probe tracepoint:raw_syscalls:sys_exit rate <= 10k/s when {syscalls_of_workload} {{\n    \
+                 print(\"%s left syscall %d\\n\", comm, args.ret);\n}}\n"
+            ),
+            Workload::Syscalls,
+        ),
+    ]
+}
+
 /// The attach point of every `probe` line of `source` (the token after `probe`, where a quoted
 /// path may hold spaces), once each.
 fn attach_points(source: &str) -> Vec<String> {
@@ -165,6 +253,10 @@ fn attach_points(source: &str) -> Vec<String> {
 /// each program's numbers (the example's probes, then the empty ones).
 fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
     let mut opts = CompileOptions::for_this_host(LowerOptions::default());
+    if let Some(path) = std::env::var_os(PROFILE_ENV) {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));
+        opts.profile = CostProfile::from_json(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    }
     // Only the per-event bound matters here, not whether the declared rate fits the budget
     // (`tests/examples.rs` checks that); the overhead share is the bound over the CPUs, so
     // with very many CPUs every rate fits and the bound is unchanged.
@@ -174,7 +266,7 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
     assert!(!attaches.is_empty(), "{case}: no probe lines");
     let mut full = source.to_string();
     for attach in &attaches {
-        full += &format!("\nprobe {attach} {EMPTY_PROBE_RATE} {{ }}\n");
+        full += &format!("\nprobe {attach} {} {{ }}\n", empty_probe_rate(attach));
     }
     let (compiled, diags) = driver::compile(&full, &HostTargets, &opts);
     let Some(compiled) = compiled else {
@@ -218,7 +310,8 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
             let bound_ns = facts.cost.as_ref().map(|c| c.bound_ns).unwrap_or_else(|| panic!("{case}: no cost bound"));
             let trigger_ns = match probe.attach {
                 Attach::Tracepoint { .. } => profile.triggers.tracepoint,
-                Attach::Uprobe { .. } => profile.triggers.uprobe,
+                // A USDT probe is a uprobe on the probe's address.
+                Attach::Uprobe { .. } | Attach::Usdt { .. } => profile.triggers.uprobe,
                 Attach::Uretprobe { .. } => profile.triggers.uretprobe,
                 Attach::RawTracepoint { .. } => profile.triggers.raw_tracepoint,
                 Attach::Profile { .. } | Attach::Interval { .. } => profile.triggers.perf_event,
@@ -285,17 +378,24 @@ fn measured_cost_per_event_stays_under_the_proven_bound() {
             Workload::Calls,
         ),
     ];
+    let cases: Vec<(String, String, Workload)> = cases.into_iter().chain(new_kind_cases()).collect();
     let mut rows = Vec::new();
     for (case, source, workload) in &cases {
         rows.extend(measure(case, source, *workload));
     }
 
+    print_and_check(&rows);
+}
+
+/// Prints the table of `rows` and fails, naming each, if any program ran too few times or
+/// cost more than its bound (whole event or program part).
+fn print_and_check(rows: &[Row]) {
     println!(
         "\n{:<44} {:<8} {:<42} {:>8} {:>8} {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6}",
         "case", "probe", "attach", "runs", "run ns", "+trigger", "bound ns", "tight", "program", "bound", "tight"
     );
     let mut failures = Vec::new();
-    for row in &rows {
+    for row in rows {
         let measured = row.measured();
         let program = row.program_part();
         let program_text = program.map_or_else(String::new, |(measured, bound)| {
@@ -336,6 +436,27 @@ fn measured_cost_per_event_stays_under_the_proven_bound() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `interval` and `profile` probes, measured like the others. Ignored: an empty perf-event
+/// program runs 84–126 ns per event on the development host, over the profile's
+/// `instructions.run` (75.98 ns, calibrated on tracepoints and uprobes only), because it runs
+/// from the timer interrupt with cold caches; and the two stack walks of `profile.ppl` once
+/// exceeded their program part (6276 ns against 5562 ns). `ppisc calibrate` now charges the
+/// perf-event run's surplus to `triggers.perf_event`, but `profiles/default.json` predates
+/// that, and `get_stackid` is still priced outside interrupt context. Run with `--ignored`
+/// after recalibrating and pricing stack walks on a perf event.
+#[test]
+#[ignore = "perf-event runs cost more than the calibrated per-run price (see the doc comment)"]
+fn measured_cost_of_perf_event_probes_stays_under_the_proven_bound() {
+    if !kernel_ready() {
+        return;
+    }
+    let mut rows = Vec::new();
+    for (case, source, workload) in &perf_event_cases() {
+        rows.extend(measure(case, source, *workload));
+    }
+    print_and_check(&rows);
 }
 
 #[test]

@@ -60,6 +60,8 @@ pub struct MapDecl {
     pub value: Option<TypeExpr>,
     pub max: Option<Spanned<u64>>,
     pub span: Span,
+    /// Words after `max N` (only `lru` is one); the checker rejects the others.
+    pub flags: Vec<Ident>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +81,10 @@ pub enum MapKindAst {
     },
     /// Plain key/value map.
     Hash,
+    /// `stats`: count, total and average of the recorded values (bpftrace's `stats()`).
+    Stats,
+    /// `lru_hash`: a key/value map that evicts its least recently used entry when full.
+    LruHash,
     /// `array[N]` / `percpu_array[N]`: `N` slots indexed `0..N`, all present from the start.
     /// `len` is `None` when the declaration gave no `[N]` (reported by the checker).
     Array {
@@ -103,6 +109,8 @@ pub enum TypeExprKind {
     Str(u64),
     /// `ustack[N]` / `kstack[N]` (a plain `ustack` is `Named`): a stack key of depth `N`.
     Stack { user: bool, depth: u64 },
+    /// `buf[N]`: N raw bytes.
+    Buf(u64),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +160,9 @@ pub enum AttachKind {
     Uprobe { path: String, symbol: String },
     /// `uretprobe:PATH:SYMBOL`
     Uretprobe { path: String, symbol: String },
+    /// `usdt:PATH:PROVIDER:NAME`; `site` is set when the checker expands it into one attach
+    /// point per probe site (the site's address).
+    Usdt { path: String, provider: String, name: String, site: Option<u64> },
     /// A probe type the language does not know; `parts` are the `:`-separated rest.
     Unknown { kind: String, parts: Vec<String> },
     /// `rawtracepoint:NAME` (NAME may hold `*` wildcards).
@@ -236,6 +247,8 @@ pub enum StmtKind {
     /// `print("fmt", args..);`: a printf-style line for humans. `args[0]` is the format
     /// (the checker requires a string literal); an empty `args` is reported by the checker.
     Print { args: Vec<Expr> },
+    /// `clear m;`: empties map `m` (asynchronously, in user space).
+    Clear { map: Ident },
     /// A statement the parser could not make sense of (already reported).
     Error,
 }

@@ -6,7 +6,7 @@ use crate::ast::{AttachKind, IntervalUnit};
 
 /// Every probe kind the language knows, for "unknown probe kind" suggestions.
 pub const KINDS: &[&str] =
-    &["tracepoint", "uprobe", "uretprobe", "rawtracepoint", "profile", "interval", "begin", "end"];
+    &["tracepoint", "uprobe", "uretprobe", "usdt", "rawtracepoint", "profile", "interval", "begin", "end"];
 
 /// The highest `profile:hz:N` accepted: beyond this the kernel's `perf_event_max_sample_rate`
 /// (100 kHz by default, lowered under load) refuses or throttles the event anyway.

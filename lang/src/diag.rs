@@ -160,6 +160,17 @@ pub const CODES: &[CodeInfo] = &[
     CodeInfo { code: "E0252", title: "activation threshold out of range" },
     CodeInfo { code: "E0253", title: "invalid activation duration" },
     CodeInfo { code: "E0254", title: "malformed activation clause" },
+    // Map flags.
+    CodeInfo { code: "E0260", title: "unknown map flag" },
+    CodeInfo { code: "E0261", title: "`lru` on a map without keys" },
+    // Raw byte buffers.
+    CodeInfo { code: "E0262", title: "invalid buffer length" },
+    CodeInfo { code: "E0263", title: "buffer compared with something else than an equal-length buffer" },
+    // USDT probes.
+    CodeInfo { code: "E0264", title: "unknown USDT probe" },
+    CodeInfo { code: "E0265", title: "USDT argument in an unsupported place" },
+    CodeInfo { code: "E0266", title: "USDT probe guarded by a semaphore" },
+    CodeInfo { code: "E0267", title: "USDT argument the probe does not have" },
     // Probe targets, budget and rates.
     CodeInfo { code: "E0301", title: "unknown probe kind" },
     CodeInfo { code: "E0302", title: "unknown tracepoint" },

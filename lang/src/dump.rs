@@ -16,7 +16,10 @@ pub fn program(program: &Program) -> String {
     for (id, map) in program.maps.iter().enumerate() {
         let keys: Vec<String> = map.key.iter().map(ToString::to_string).collect();
         let key = if keys.is_empty() { String::new() } else { format!("[{}]", keys.join(", ")) };
-        let max = map.max_entries.map(|max| format!(" max {max}")).unwrap_or_default();
+        let mut max = map.max_entries.map(|max| format!(" max {max}")).unwrap_or_default();
+        if map.lru {
+            max.push_str(" lru");
+        }
         let _ = writeln!(out, "map #{id} {}: {}{key} -> {}{max}", map.name, map_kind(map.kind), map.value);
     }
     for probe in &program.probes {
@@ -32,6 +35,7 @@ fn map_kind(kind: MapKind) -> String {
         MapKind::Min => "min".into(),
         MapKind::Max => "max".into(),
         MapKind::Avg => "avg".into(),
+        MapKind::Stats => "stats".into(),
         MapKind::Hist => "hist".into(),
         MapKind::Lhist { lo, hi, step } => format!("lhist({lo}, {hi}, {step})"),
         MapKind::Hash => "hash".into(),
@@ -45,6 +49,7 @@ fn write_probe(out: &mut String, probe: &Probe, program: &Program) {
         Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
         Attach::Uprobe { path, symbol, .. } => format!("uprobe:{path:?}:{symbol}"),
         Attach::Uretprobe { path, symbol, .. } => format!("uretprobe:{path:?}:{symbol}"),
+        Attach::Usdt { path, provider, name, address, .. } => format!("usdt:{path:?}:{provider}:{name}@{address:#x}"),
         Attach::RawTracepoint { .. } | Attach::Profile { .. } | Attach::Interval { .. } => probe.attach.full_name(),
         Attach::Begin { .. } | Attach::End { .. } => probe.attach.full_name(),
     };
@@ -141,6 +146,7 @@ fn builtin(builtin: Builtin) -> &'static str {
         Builtin::Comm => "comm",
         Builtin::Cpu => "cpu",
         Builtin::Nsecs => "nsecs",
+        Builtin::Cgroup => "cgroup",
         Builtin::Cpid => "cpid",
     }
 }
@@ -170,6 +176,16 @@ pub fn expr(e: &Expr, program: &Program) -> String {
                 crate::hir::AddressSpace::Kernel => "kernel",
             };
             format!("(read_str.{space} {} {len})", expr(ptr, program))
+        }
+        ExprKind::ReadInt { address, size, signed } => {
+            format!("(read_int.{}{} {})", if *signed { 'i' } else { 'u' }, *size as u32 * 8, expr(address, program))
+        }
+        ExprKind::ReadBuf { ptr, len, space } => {
+            let space = match space {
+                crate::hir::AddressSpace::User => "user",
+                crate::hir::AddressSpace::Kernel => "kernel",
+            };
+            format!("(read_buf.{space} {} {len})", expr(ptr, program))
         }
         ExprKind::Coalesce { map, keys, default } => {
             format!("(?? {} {})", map_ref(*map, keys, program), expr(default, program))

@@ -806,6 +806,87 @@ exactly.",
         wrong: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activated when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
         right: Text("map latency: hist;\nmap slow_args: count[u64] max 1024;\n\nprobe uretprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    latency.record(retval);\n}\n\nprobe uprobe:/usr/bin/app:handle_request activate when anomaly(latency) > 0.85 for 10s {\n    slow_args[arg0].inc();\n}\n"),
     },
+    // -------------------------------------------------------------- map flags
+    Page {
+        code: "E0260",
+        summary: "A word after `max N` that is not a map flag.",
+        details: "The only map flag is `lru`: `map seen: count[u32] max 1024 lru;` backs a keyed map by an \
+LRU kernel map, which evicts its least recently used entry when full instead of refusing the insert. \
+A plain key/value map can also be declared `lru_hash[K] -> V max N`.",
+        language: Ppl,
+        wrong: Text("map seen: count[u32] max 1024 lur;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    seen[pid].inc();\n}\n"),
+        right: Text("map seen: count[u32] max 1024 lru;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    seen[pid].inc();\n}\n"),
+    },
+    Page {
+        code: "E0261",
+        summary: "`lru` on a map that has no keys to evict.",
+        details: "An unkeyed map holds one value and an array a fixed set of slots: neither ever fills \
+up, so neither can evict. `lru` applies to keyed maps (`count[u32] max 1024 lru`).",
+        language: Ppl,
+        wrong: Text("map total: count lru;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    total.inc();\n}\n"),
+        right: Text("map total: count;\n\nprobe tracepoint:raw_syscalls:sys_enter rate <= 1k/s {\n    total.inc();\n}\n"),
+    },
+    // -------------------------------------------------------------- raw byte buffers
+    Page {
+        code: "E0262",
+        summary: "A `buf[N]` type whose length is not 1 to 256.",
+        details: "`buf(ptr, N)` copies exactly N raw bytes into a stack buffer, and `buf[N]` is the type of \
+such a value (in map keys and values): N must be 1 to 256 bytes, like a string's.",
+        language: Ppl,
+        wrong: Text("map seen: count[buf[0]] max 64;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    seen[buf(arg0, 0)].inc();\n}\n"),
+        right: Text("map seen: count[buf[16]] max 64;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    seen[buf(arg0, 16)].inc();\n}\n"),
+    },
+    Page {
+        code: "E0263",
+        summary: "A buffer compared with a value that is not a buffer of the same length.",
+        details: "Buffers hold raw bytes (NULs included), so they compare whole, byte for byte, and only \
+with `==` or `!=` against another `buf[N]` of the same N. Strings, integers and buffers of another \
+length do not convert to buffers.",
+        language: Ppl,
+        wrong: Text("map same: count;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    if buf(arg0, 8) == buf(arg1, 4) {\n        same.inc();\n    }\n}\n"),
+        right: Text("map same: count;\n\nprobe uprobe:/usr/bin/app:handle_request rate <= 1k/s {\n    if buf(arg0, 8) == buf(arg1, 8) {\n        same.inc();\n    }\n}\n"),
+    },
+    // -------------------------------------------------------------- USDT probes
+    Page {
+        code: "E0264",
+        summary: "A `usdt:PATH:PROVIDER:NAME` probe the binary does not declare.",
+        details: "USDT probes are declared by `.note.stapsdt` notes in the binary (`<sys/sdt.h>`'s \
+`DTRACE_PROBE`); `readelf -n PATH` lists them with their providers, names and arguments. The file \
+must exist and declare the probe on the host the file is checked on.",
+        language: Ppl,
+        wrong: Text("map requests: count;\n\nprobe usdt:/usr/bin/app:app:reqest rate <= 1k/s {\n    requests.inc();\n}\n"),
+        right: Text("map requests: count;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    requests.inc();\n}\n"),
+    },
+    Page {
+        code: "E0265",
+        summary: "A USDT argument kept where ppis cannot read it.",
+        details: "Each site's note says where its arguments are: a register (`8@%rdi`), a constant \
+(`4@$5`) or memory at a register plus a displacement (`8@-8(%rbp)`); ppis reads those. Indexed \
+(`8@8(%rax,%rbx,2)`) and RIP-relative operands are refused, but only when the probe reads that \
+argument.",
+        language: Ppl,
+        wrong: Text("map sizes: sum;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    sizes.add(arg3);\n}\n"),
+        right: Text("map sizes: sum;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    sizes.add(arg1);\n}\n"),
+    },
+    Page {
+        code: "E0266",
+        summary: "A USDT probe that only fires while a semaphore is set.",
+        details: "Probes declared with a semaphore (`STAP_PROBE` with `_SDT_HAS_SEMAPHORES`) skip their \
+site until a tracer increments the semaphore in the process; ppis does not set semaphores yet, so it \
+refuses such probes rather than attach to a site that never fires.",
+        language: Ppl,
+        wrong: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:guarded rate <= 1k/s {\n    hits.inc();\n}\n"),
+        right: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    hits.inc();\n}\n"),
+    },
+    Page {
+        code: "E0267",
+        summary: "`argN` beyond the arguments a USDT probe's note declares.",
+        details: "A USDT probe has as many arguments as its note lists (`readelf -n PATH`); `arg0` is the \
+first.",
+        language: Ppl,
+        wrong: Text("map sizes: sum;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    sizes.add(arg4);\n}\n"),
+        right: Text("map sizes: sum;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    sizes.add(arg1);\n}\n"),
+    },
     // ------------------------------------------------------------------ probe targets
     Page {
         code: "E0301",

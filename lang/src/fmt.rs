@@ -330,6 +330,9 @@ impl<'src> Printer<'src> {
         if let Some(max) = &map.max {
             text.push_str(&format!(" max {}", self.token_text(max.span)));
         }
+        for flag in &map.flags {
+            text.push_str(&format!(" {}", flag.node));
+        }
         text.push(';');
         text
     }
@@ -344,6 +347,8 @@ impl<'src> Printer<'src> {
             MapKindAst::Avg => "avg",
             MapKindAst::Hist => "hist",
             MapKindAst::Hash => "hash",
+            MapKindAst::Stats => "stats",
+            MapKindAst::LruHash => "lru_hash",
             // Keep the spelling of `lhist` bounds and array lengths (hex, underscores) and of
             // unknown kinds; an array's kind span covers its `[N]`.
             _ => return respace_tokens(self.source.get(span.range()).unwrap_or("")),
@@ -428,6 +433,7 @@ impl<'src> Printer<'src> {
                 format!("{}.{}({});", self.map_ref(target, false), method.node, args.join(", "))
             }
             StmtKind::Delete { target } => format!("delete {};", self.map_ref(target, false)),
+            StmtKind::Clear { map } => format!("clear {};", map.node),
             StmtKind::Return => "return;".to_string(),
             StmtKind::If { .. } | StmtKind::IfLet { .. } => {
                 self.if_chain(stmt, Blank::Preserve);
@@ -703,6 +709,7 @@ fn type_text(ty: &TypeExpr) -> String {
         TypeExprKind::Named(name) => name.clone(),
         TypeExprKind::Str(len) => format!("str[{len}]"),
         TypeExprKind::Stack { user, depth } => format!("{}stack[{depth}]", if *user { 'u' } else { 'k' }),
+        TypeExprKind::Buf(len) => format!("buf[{len}]"),
     }
 }
 
@@ -711,6 +718,7 @@ fn attach_text(kind: &AttachKind) -> String {
         AttachKind::Tracepoint { category, name } => ("tracepoint", vec![category, name]),
         AttachKind::Uprobe { path, symbol } => ("uprobe", vec![path, symbol]),
         AttachKind::Uretprobe { path, symbol } => ("uretprobe", vec![path, symbol]),
+        AttachKind::Usdt { path, provider, name, .. } => ("usdt", vec![path, provider, name]),
         AttachKind::Unknown { kind, parts } => (kind.as_str(), parts.iter().map(String::as_str).collect()),
         AttachKind::RawTracepoint { name } => ("rawtracepoint", vec![name]),
         AttachKind::Profile { hz } => return format!("profile:hz:{hz}"),

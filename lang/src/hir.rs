@@ -56,6 +56,12 @@ pub fn record_layout(types: impl IntoIterator<Item = Ty>) -> (Vec<u32>, u32) {
     (offsets, end.div_ceil(8) * 8)
 }
 
+/// The event type of `clear m;` records: user space empties map number `map` (its index in
+/// the program's maps) when it reads one. The `.` keeps it apart from every `emit` name.
+pub const CLEAR_EVENT: &str = "ppis.clear";
+/// The one field of a [`CLEAR_EVENT`] record: the map's index, a `u32`.
+pub const CLEAR_EVENT_MAP_FIELD: &str = "map";
+
 /// One event type: an `emit NAME` (all `emit`s of a name share it) or one `print` statement.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventDef {
@@ -126,6 +132,9 @@ pub struct MapDef {
     pub value: Ty,
     /// `max N`: required for keyed maps, `None` for unkeyed ones.
     pub max_entries: Option<u64>,
+    /// `lru_hash`, or a keyed map declared `lru`: when full, an insert evicts the least
+    /// recently used entry instead of failing.
+    pub lru: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +156,9 @@ pub enum MapKind {
     },
     /// Plain key/value map.
     Hash,
+    /// `stats`: per CPU the sum and the number of recorded values (like `Avg`), read as
+    /// count, total and average.
+    Stats,
     /// `array[len]` (or `percpu_array[len]`): `len` values indexed by a `u64` key in
     /// `0..len`, every slot present (zero) from the start; read and written like `Hash`.
     Array {
@@ -195,12 +207,14 @@ pub struct Activation {
 /// Where a probe attaches. `RawTracepoint`: a raw tracepoint, whose `arg0..` are its u64
 /// arguments; `Profile`: perf-event CPU sampling at `hz` on every CPU; `Interval`: a timer
 /// firing every `period_ms` on one CPU; `Begin`/`End`: run once before the other probes
-/// attach / after they are detached.
+/// attach / after they are detached. `Usdt`: one site of USDT probe `PROVIDER:NAME` in the ELF
+/// file at `path`, a uprobe at `address` whose `arg0..` are read as the site's note describes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attach {
     Tracepoint { category: String, name: String, span: Span },
     Uprobe { path: String, symbol: String, span: Span },
     Uretprobe { path: String, symbol: String, span: Span },
+    Usdt { path: String, provider: String, name: String, address: u64, span: Span },
     RawTracepoint { name: String, span: Span },
     Profile { hz: u64, span: Span },
     Interval { period_ms: u64, span: Span },
@@ -217,6 +231,7 @@ impl Attach {
             Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
             Attach::Uprobe { path, symbol, .. } => format!("uprobe:{path}:{symbol}"),
             Attach::Uretprobe { path, symbol, .. } => format!("uretprobe:{path}:{symbol}"),
+            Attach::Usdt { path, provider, name, .. } => format!("usdt:{path}:{provider}:{name}"),
             Attach::RawTracepoint { name, .. } => format!("rawtracepoint:{name}"),
             Attach::Profile { hz, .. } => format!("profile:hz:{hz}"),
             Attach::Interval { period_ms, .. } => format!("interval:ms:{period_ms}"),
@@ -342,6 +357,20 @@ pub enum ExprKind {
         len: u32,
         space: AddressSpace,
     },
+    /// `buf(ptr, N)`: exactly `len` bytes at `ptr` (a `u64`) read from `space` into a
+    /// `buf[len]`; a faulting read gives `len` zero bytes.
+    ReadBuf {
+        ptr: Box<Expr>,
+        len: u32,
+        space: AddressSpace,
+    },
+    /// A `size`-byte integer at user address `address` (a `u64`), sign-extended when `signed`
+    /// (a USDT argument in memory); a faulting read gives 0.
+    ReadInt {
+        address: Box<Expr>,
+        size: u8,
+        signed: bool,
+    },
     /// `m[k] ?? default` on a `Hash` or `Array` map.
     Coalesce {
         map: MapId,
@@ -395,4 +424,6 @@ pub enum Builtin {
     Nsecs,
     /// Pid of the child `ppisc run -c CMD` started, `u32`; a compile-time constant.
     Cpid,
+    /// Id of the current task's cgroup v2 (the inode number of its directory), `u64`.
+    Cgroup,
 }

@@ -34,6 +34,7 @@ pub mod sarif;
 pub mod span;
 pub mod targets;
 pub mod types;
+pub mod usdt;
 
 pub use check::{check, CheckOptions};
 pub use diag::{Diagnostic, Severity};

@@ -233,6 +233,19 @@ pub(crate) mod actions {
             ("tracepoint", Some((category, name))) => AttachKind::Tracepoint { category, name },
             ("uprobe", Some((path, symbol))) => AttachKind::Uprobe { path, symbol },
             ("uretprobe", Some((path, symbol))) => AttachKind::Uretprobe { path, symbol },
+            ("usdt", _) => match spec.parts.as_slice() {
+                [path, provider, name] if !path.is_empty() && !provider.is_empty() && !name.is_empty() => {
+                    AttachKind::Usdt { path: path.clone(), provider: provider.clone(), name: name.clone(), site: None }
+                }
+                _ => {
+                    diags.push(
+                        Diagnostic::error("E0007", "malformed usdt attach point", span)
+                            .label("expected `usdt:PATH:PROVIDER:NAME`")
+                            .with_help("e.g. `probe usdt:/usr/bin/app:myapp:request_start { .. }`"),
+                    );
+                    return None;
+                }
+            },
             ("tracepoint", None) => {
                 diags.push(
                     Diagnostic::error("E0007", "malformed tracepoint attach point", span)
@@ -283,6 +296,8 @@ pub(crate) mod actions {
             "avg" => Some(MapKindAst::Avg),
             "hist" => Some(MapKindAst::Hist),
             "hash" => Some(MapKindAst::Hash),
+            "stats" => Some(MapKindAst::Stats),
+            "lru_hash" => Some(MapKindAst::LruHash),
             "array" => Some(MapKindAst::Array { len: None, per_cpu: false }),
             "percpu_array" => Some(MapKindAst::Array { len: None, per_cpu: true }),
             _ => None,
@@ -347,7 +362,7 @@ pub(crate) mod actions {
         }
         // The kind's span covers `array[N]`, so that it reads (and is quoted) whole.
         kind.span = kind_with_len;
-        MapDecl { name, kind, key: Vec::new(), value, max, span }
+        MapDecl { name, kind, key: Vec::new(), value, max, span, flags: Vec::new() }
     }
 
     pub fn sized_type(name: &str, len: u64, span: Span, diags: &mut Vec<Diagnostic>) -> TypeExpr {
@@ -356,6 +371,9 @@ pub(crate) mod actions {
         }
         if name == "ustack" || name == "kstack" {
             return TypeExpr { kind: TypeExprKind::Stack { user: name == "ustack", depth: len }, span };
+        }
+        if name == "buf" {
+            return TypeExpr { kind: TypeExprKind::Buf(len), span };
         }
         diags.push(
             Diagnostic::error("E0012", format!("`{name}` does not take a length"), span)
@@ -439,6 +457,19 @@ pub(crate) mod actions {
             return StmtKind::Error;
         }
         StmtKind::Emit { name, fields }
+    }
+
+    /// `clear MAP`: the only statement of two words.
+    pub fn clear(keyword: Ident, map: Ident, diags: &mut Vec<Diagnostic>) -> StmtKind {
+        if keyword.node != "clear" {
+            diags.push(
+                Diagnostic::error("E0240", format!("unknown statement `{} {}`", keyword.node, map.node), keyword.span)
+                    .label("expected `clear`")
+                    .with_help(format!("empty a map with `clear {};`", map.node)),
+            );
+            return StmtKind::Error;
+        }
+        StmtKind::Clear { map }
     }
 
     /// `print(..)`: the only function called as a statement.

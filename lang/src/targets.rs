@@ -29,6 +29,19 @@ pub struct TargetError {
     pub unavailable: bool,
 }
 
+/// One USDT probe site of an ELF file, as its `.note.stapsdt` note declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsdtSite {
+    pub provider: String,
+    pub name: String,
+    /// The site's address in the file (where the uprobe goes).
+    pub address: u64,
+    /// The semaphore's address, 0 when there is none.
+    pub semaphore: u64,
+    /// The argument specs, space-separated (`-4@%eax 8@-8(%rbp)`).
+    pub args: String,
+}
+
 pub trait Targets {
     /// The fields of `category:name`.
     fn tracepoint_fields(&self, category: &str, name: &str) -> Result<Vec<TracepointField>, TargetError>;
@@ -46,6 +59,10 @@ pub trait Targets {
     /// The function symbols the ELF file at `path` defines (for wildcard expansion), sorted.
     fn elf_function_symbols(&self, path: &str) -> Result<Vec<String>, TargetError> {
         Err(unavailable(format!("the symbols of {path} cannot be listed without a host")))
+    }
+    /// The USDT probe sites (`.note.stapsdt`) of the ELF file at `path`, in note order.
+    fn usdt_sites(&self, path: &str) -> Result<Vec<UsdtSite>, TargetError> {
+        Err(unavailable(format!("the USDT probes of {path} cannot be listed without a host")))
     }
     /// The number of CPUs probes run on (`profile:hz:N` fires N times a second on each), or
     /// `None` when unknown.

@@ -22,6 +22,11 @@ pub enum Ty {
         user: bool,
         depth: u8,
     },
+    /// `buf[N]`: exactly `len` raw bytes read from memory by `buf(ptr, N)` (no NUL, may hold
+    /// any byte); compared with `==`/`!=` against a `buf` of the same length.
+    Buf {
+        len: u32,
+    },
 }
 
 /// Frames kept by a plain `ustack`/`kstack` (bpftrace's default and the kernel's maximum
@@ -45,13 +50,14 @@ impl Ty {
             Ty::Bool => 1,
             Ty::Str { len } => len,
             Ty::Stack { .. } => 8,
+            Ty::Buf { len } => len,
         }
     }
     /// Alignment in bytes when stored in a map key or value.
     pub fn align(self) -> u32 {
         match self {
             Ty::Int { bytes, .. } => bytes as u32,
-            Ty::Bool | Ty::Str { .. } => 1,
+            Ty::Bool | Ty::Str { .. } | Ty::Buf { .. } => 1,
             Ty::Stack { .. } => 8,
         }
     }
@@ -85,6 +91,7 @@ impl fmt::Display for Ty {
             Ty::Bool => f.write_str("bool"),
             Ty::Str { len } => write!(f, "str[{len}]"),
             Ty::Stack { user, depth } => write!(f, "{}stack[{depth}]", if *user { 'u' } else { 'k' }),
+            Ty::Buf { len } => write!(f, "buf[{len}]"),
         }
     }
 }

@@ -141,6 +141,11 @@ fn read_field(record: &[u8], offset: u32, ty: ScalarType) -> Option<FieldValue> 
             let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
             Some(FieldValue::Str(String::from_utf8_lossy(&bytes[..end]).into_owned()))
         }
+        // An `emit`ted `buf[N]`: its bytes as a hex string, as in map output.
+        ScalarType::Buf { len } => {
+            let bytes = record.get(start..start.checked_add(len as usize)?)?;
+            Some(FieldValue::Str(crate::snapshot::hex_string(bytes)))
+        }
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -175,11 +180,16 @@ fn format_line(pieces: &[FormatPiece], values: &[FieldValue]) -> String {
     out
 }
 
+/// The most records one [`EventStream::drain`] hands over.
+pub const MAX_RECORDS_PER_DRAIN: usize = 1 << 16;
+
 /// The ring buffer and drop counter of a loaded object, read while its probes run.
 pub struct EventStream {
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     decoder: EventDecoder,
+    /// Empties maps on `clear` records; `None` when no probe clears one.
+    clearer: Option<crate::clear::MapClearer>,
 }
 
 impl EventStream {
@@ -194,21 +204,50 @@ impl EventStream {
         Self::from_maps(ring, drops, decoder, info).map(Some)
     }
 
+    /// Lets `clear` records empty maps through `clearer`.
+    pub fn set_clearer(&mut self, clearer: Option<crate::clear::MapClearer>) {
+        self.clearer = clearer;
+    }
+
     fn from_maps(ring: Map, drops: Map, decoder: EventDecoder, info: &EventsInfo) -> Result<EventStream, RuntimeError> {
         let ring = RingBuf::try_from(ring)
             .map_err(|error| RuntimeError::Map(format!("map {} is not a ring buffer: {error}", info.ring_buffer)))?;
         let drops = PerCpuArray::try_from(drops).map_err(|error| {
             RuntimeError::Map(format!("map {} is not a per-CPU array of u64: {error}", info.drop_counter))
         })?;
-        Ok(EventStream { ring, drops, decoder })
+        Ok(EventStream { ring, drops, decoder, clearer: None })
     }
 
     /// Hands every record waiting in the ring buffer to `sink`, decoded, in order; returns
     /// how many. A record that does not decode is handed as an error (its bytes are gone).
+    ///
+    /// At most [`MAX_RECORDS_PER_DRAIN`] records per call: a probe that fires on the reader's
+    /// own output (`print` on every `sys_enter`, say) refills the buffer as fast as it is
+    /// read, and the reader must still get back to its clock and its stop flag. Call again
+    /// while it returns the maximum to empty a buffer no probe writes to any more.
     pub fn drain(&mut self, sink: &mut dyn FnMut(Result<Event, String>)) -> usize {
         let mut count = 0;
-        while let Some(record) = self.ring.next() {
-            sink(self.decoder.decode(&record));
+        while count < MAX_RECORDS_PER_DRAIN {
+            let Some(record) = self.ring.next() else { break };
+            let event = self.decoder.decode(&record);
+            // A `clear` record is an order to user space, not output.
+            if let Ok(Event::Emitted { name, fields, .. }) = &event {
+                if name == crate::clear::CLEAR_EVENT {
+                    let index = fields
+                        .iter()
+                        .find(|(field, _)| field == crate::clear::CLEAR_EVENT_MAP_FIELD)
+                        .and_then(|(_, value)| value.as_u64());
+                    let cleared = match (&self.clearer, index) {
+                        (Some(clearer), Some(index)) => clearer.clear(index as u32).map(|_| ()),
+                        _ => Err("`clear` record without a map the runtime can clear".to_string()),
+                    };
+                    if let Err(problem) = cleared {
+                        sink(Err(problem));
+                    }
+                    continue;
+                }
+            }
+            sink(event);
             count += 1;
         }
         count
@@ -226,7 +265,7 @@ impl EventStream {
 
 /// Writes every waiting record to stdout (`ppisc run`'s output), flushing so each appears
 /// as it arrives; a record that does not decode is reported on stderr.
-pub fn write_to_stdout(stream: &mut EventStream) {
+pub fn write_to_stdout(stream: &mut EventStream) -> usize {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -240,6 +279,7 @@ pub fn write_to_stdout(stream: &mut EventStream) {
     if written > 0 {
         let _ = out.flush();
     }
+    written
 }
 
 /// Says on stderr how many records the full ring buffer refused, if any.

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod child;
+pub mod clear;
 pub mod events;
 pub mod flame;
 pub mod host;
@@ -21,8 +22,8 @@ pub mod stacks;
 pub mod stats;
 pub mod symbolize;
 mod sys;
+pub mod usdt;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,31 +81,133 @@ pub struct RunOptions {
 }
 
 /// Loads `object`, attaches every probe of `manifest`, waits until `opts.duration` passes,
-/// the child ends, or SIGINT/SIGTERM arrives, then detaches and returns every map.
+/// the child ends, or SIGINT/SIGTERM arrives, then detaches and returns every map. Everything
+/// goes through a [`Session`]; the policy is `ppisc run`'s: the first probe that cannot attach
+/// fails the run, `begin` runs before the other probes attach and `end` after they detach.
 pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snapshot, RuntimeError> {
-    let RunOptions { duration, mut child } = opts;
     let stop = StopOnSignals::install()?;
-    let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
+    let session = Session::open(object, manifest)?;
+    drive(SessionRun { session, events: None }, opts, &|| stop.requested())
+}
+
+/// The steps of a run on a loaded object, in the order [`drive`] takes them. [`SessionRun`]
+/// is the one real implementation; the tests drive a recording fake.
+trait RunSteps {
+    fn manifest(&self) -> &Manifest;
+    /// Loads `begin`/`end` and runs every `begin` once.
+    fn run_begin(&mut self) -> Result<(), RuntimeError>;
+    /// Loads and attaches probe `index` (manifest order).
+    fn attach(&mut self, index: usize) -> Result<(), RuntimeError>;
+    /// Starts reading `emit`/`print` records (after the probes are attached).
+    fn start_events(&mut self) -> Result<(), RuntimeError>;
+    /// Writes the records that arrived so far to stdout.
+    fn write_events(&mut self);
+    /// Remembers the memory maps of the processes in user stack keys, and of `child` (all
+    /// known ones again with `refresh`), while they are alive.
+    fn observe_processes(&mut self, child: Option<u32>, refresh: bool);
+    /// Detaches every probe; nothing but `end` writes to the maps afterwards.
+    fn detach_all(&mut self) -> Result<(), RuntimeError>;
+    /// Runs every `end` once (after the detach).
+    fn finish(&mut self) -> Result<(), RuntimeError>;
+    /// Writes the last records and reports what a full ring buffer lost.
+    fn flush_events(&mut self);
+    /// Reads and decodes every map, stack keys symbolised.
+    fn read_maps(&mut self) -> Result<Vec<(String, MapValue)>, RuntimeError>;
+}
+
+/// A [`Session`] driven by `ppisc run`, with the event stream it writes to stdout.
+struct SessionRun {
+    session: Session,
+    events: Option<events::EventStream>,
+}
+
+impl RunSteps for SessionRun {
+    fn manifest(&self) -> &Manifest {
+        self.session.manifest()
+    }
+
+    fn run_begin(&mut self) -> Result<(), RuntimeError> {
+        self.session.run_begin()
+    }
+
+    fn attach(&mut self, index: usize) -> Result<(), RuntimeError> {
+        self.session.attach(index)
+    }
+
+    fn start_events(&mut self) -> Result<(), RuntimeError> {
+        self.events = self.session.take_events()?;
+        Ok(())
+    }
+
+    fn write_events(&mut self) {
+        if let Some(stream) = self.events.as_mut() {
+            events::write_to_stdout(stream);
+        }
+    }
+
+    fn observe_processes(&mut self, child: Option<u32>, refresh: bool) {
+        if !self.session.has_stack_keys() {
+            return;
+        }
+        // The `-c` command is re-read on every poll: the first reads may still see the image
+        // before its exec, and it may exit before its pid shows up in a key.
+        if let Some(pid) = child {
+            self.session.remember_process(pid);
+        }
+        self.session.observe_stack_processes(refresh);
+    }
+
+    fn detach_all(&mut self) -> Result<(), RuntimeError> {
+        self.session.detach_all().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    fn finish(&mut self) -> Result<(), RuntimeError> {
+        self.session.finish()
+    }
+
+    fn flush_events(&mut self) {
+        if let Some(stream) = self.events.as_mut() {
+            // The probes are detached: the buffer only empties now.
+            while events::write_to_stdout(stream) == events::MAX_RECORDS_PER_DRAIN {}
+            events::report_drops(stream);
+        }
+    }
+
+    fn read_maps(&mut self) -> Result<Vec<(String, MapValue)>, RuntimeError> {
+        self.session.read_maps()
+    }
+}
+
+/// `ppisc run` over a loaded object: `begin`, attach every other probe (the first failure
+/// ends the run), release the child, wait while streaming events, detach, end the child if
+/// it outlived the run, `end`, read the maps.
+fn drive(
+    mut steps: impl RunSteps,
+    opts: RunOptions,
+    stop_requested: &dyn Fn() -> bool,
+) -> Result<Snapshot, RuntimeError> {
+    let RunOptions { duration, mut child } = opts;
     // `begin` runs before any other probe is attached, so they see no event before it.
-    let once = probe_kinds::OnceProbes::load(&mut ebpf, manifest)?;
-    once.run_begin()?;
-    for probe in manifest.probes.iter().filter(|probe| !probe.attach.runs_once()) {
-        attach_probe(&mut ebpf, probe)?;
-        if stop.requested() {
-            // Ctrl-C while attaching: nothing ran yet worth reading; dropping `ebpf` detaches.
+    steps.run_begin()?;
+    let attachable: Vec<usize> = (0..steps.manifest().probes.len())
+        .filter(|&index| !steps.manifest().probes[index].attach.runs_once())
+        .collect();
+    for &index in &attachable {
+        steps.attach(index)?;
+        if stop_requested() {
+            // Ctrl-C while attaching: nothing ran yet worth reading; dropping the session
+            // detaches.
             return Err(RuntimeError::Signal("interrupted while attaching probes".to_string()));
         }
     }
-    let count = manifest.probes.len() - once.len();
+    let count = attachable.len();
     eprintln!("Attached {count} probe{}", if count == 1 { "" } else { "s" });
 
     if let Some(child) = child.as_mut() {
         child.release()?;
     }
-    let stack_maps = stacks::StackMaps::take(&mut ebpf, manifest)?;
-    let mut pid_maps = stacks::PidMapsCache::default();
     // `emit`/`print` records are written to stdout as they arrive (read at every poll).
-    let mut event_stream = events::EventStream::take(&mut ebpf, manifest)?;
+    steps.start_events()?;
     let deadline = duration.map(|duration| Instant::now() + duration);
     // Probes update maps synchronously in the traced task, so once the child has been reaped
     // all of its events are already counted: no drain delay is needed.
@@ -114,65 +217,32 @@ pub fn run(object: &[u8], manifest: &Manifest, opts: RunOptions) -> Result<Snaps
                 break Some(exit);
             }
         }
-        if stop.requested() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if stop_requested() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             break None;
         }
-        if !stack_maps.is_empty() {
-            // The `-c` command is re-read on every poll: the first reads may still see the
-            // image before its exec, and it may exit before its pid shows up in a key.
-            if let Some(child) = child.as_ref() {
-                pid_maps.remember(child.pid(), true);
-            }
-            observe_stack_pids(&mut ebpf, manifest, &mut pid_maps, false);
-        }
-        if let Some(stream) = event_stream.as_mut() {
-            events::write_to_stdout(stream);
-        }
+        steps.observe_processes(child.as_ref().map(PausedChild::pid), false);
+        steps.write_events();
         std::thread::sleep(POLL_INTERVAL);
     };
-    if !stack_maps.is_empty() {
-        observe_stack_pids(&mut ebpf, manifest, &mut pid_maps, true);
-    }
-
-    let maps = take_maps(&mut ebpf, manifest)?;
-    // Dropping the loader detaches every link and unloads the programs; the taken maps stay
-    // open, and nothing writes to them any more while they are read.
-    drop(ebpf);
+    steps.observe_processes(None, true);
+    // Nothing writes to the maps any more while they are read, except `end`.
+    steps.detach_all()?;
     if let (None, Some(child)) = (child_exit, child.as_mut()) {
         end_child(child)?;
     }
-    // Every other probe is detached now; `end` programs live on through their own fds.
-    once.run_end()?;
-    if let Some(stream) = event_stream.as_mut() {
-        // The last records (`end` ones included), then what a full buffer cost.
-        events::write_to_stdout(stream);
-        events::report_drops(stream);
-    }
-    let mut snapshot = read_maps(manifest, &maps)?;
-    if !stack_maps.is_empty() {
-        let mut symbolizer = symbolize::BlazeSymbolizer::default();
-        stacks::resolve(manifest, &mut snapshot, &stack_maps, &mut symbolizer, &pid_maps)?;
-    }
-    Ok(Snapshot { maps: snapshot, child_exit })
-}
-
-/// Remembers the memory maps of the processes in user stack keys so far (all known ones again
-/// with `refresh`), reading the maps while the loader still owns them.
-fn observe_stack_pids(ebpf: &mut Ebpf, manifest: &Manifest, pids: &mut stacks::PidMapsCache, refresh: bool) {
-    let maps: Vec<(&MapInfo, &Map)> =
-        manifest.maps.iter().filter_map(|info| Some((info, ebpf.map(&info.object_name)?))).collect();
-    pids.observe(&maps, refresh);
+    steps.finish()?;
+    // The last records (`end` ones included), then what a full buffer cost.
+    steps.flush_events();
+    let maps = steps.read_maps()?;
+    Ok(Snapshot { maps, child_exit })
 }
 
 /// Loads every program of `manifest` into the kernel, so that the kernel verifier checks each
 /// one, without attaching any: nothing runs, and uprobe targets need not exist here. Maps are
 /// created (programs reference them) and everything is unloaded again on return.
 pub fn load_check(object: &[u8], manifest: &Manifest) -> Result<(), RuntimeError> {
-    let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
-    for probe in &manifest.probes {
-        load_probe(&mut ebpf, probe)?;
-    }
-    Ok(())
+    let mut session = Session::open(object, manifest)?;
+    (0..session.probe_count()).try_for_each(|index| session.load_dormant(index))
 }
 
 /// The error of one probe, with its attach point and source line.
@@ -194,7 +264,7 @@ fn load_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
                 .map_err(|_| fail(format!("program {} is not a tracepoint program", probe.program)))?;
             tracepoint.load().map_err(|error| fail(load_error_message(&error)))
         }
-        Attach::Uprobe { .. } | Attach::Uretprobe { .. } => {
+        Attach::Uprobe { .. } | Attach::Uretprobe { .. } | Attach::Usdt { .. } => {
             let wants_return = matches!(probe.attach, Attach::Uretprobe { .. });
             let uprobe: &mut UProbe =
                 program.try_into().map_err(|_| fail(format!("program {} is not a uprobe program", probe.program)))?;
@@ -213,46 +283,6 @@ fn load_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
         attach if probe_kinds::handles(attach) => probe_kinds::load(program, probe).map_err(fail),
         other => Err(fail(format!("the runtime cannot load {other} probes"))),
     }
-}
-
-/// Loads the program of `probe` and attaches it where the manifest says.
-pub(crate) fn attach_probe(ebpf: &mut Ebpf, probe: &ProbeInfo) -> Result<(), RuntimeError> {
-    let fail = |message: String| probe_error(probe, message);
-    if let Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } = &probe.attach {
-        // Checked before loading: a clear "not found" with suggestions, and no verifier work.
-        host::check_symbol(Path::new(path), symbol).map_err(|missing| fail(missing.to_string()))?;
-    }
-    load_probe(ebpf, probe)?;
-    let program = ebpf
-        .program_mut(&probe.program)
-        .ok_or_else(|| fail(format!("program {} is not in the object", probe.program)))?;
-    match &probe.attach {
-        Attach::Tracepoint { category, name } => {
-            let tracepoint: &mut TracePoint = program
-                .try_into()
-                .map_err(|_| fail(format!("program {} is not a tracepoint program", probe.program)))?;
-            tracepoint.attach(category, name).map_err(|error| {
-                // Say "does not exist" with suggestions rather than aya's file error.
-                match host::tracepoint_fields(category, name) {
-                    Err(missing) if !missing.unavailable => fail(missing.to_string()),
-                    _ => fail(format!("cannot attach: {}", error_chain(&error))),
-                }
-            })?;
-        }
-        Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } => {
-            let uprobe: &mut UProbe =
-                program.try_into().map_err(|_| fail(format!("program {} is not a uprobe program", probe.program)))?;
-            uprobe
-                .attach(Some(symbol.as_str()), 0, path, None)
-                .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
-        }
-        attach if probe_kinds::handles(attach) => {
-            // The links live in the loader; dropping it detaches them.
-            probe_kinds::attach(program, probe).map_err(fail)?;
-        }
-        other => return Err(fail(format!("the runtime cannot attach {other} probes"))),
-    }
-    Ok(())
 }
 
 /// A program load failure; for verifier rejections, with the end of the verifier log.
@@ -433,5 +463,130 @@ mod tests {
         let error = run(b"not an elf", &manifest, RunOptions::default()).unwrap_err();
         assert!(matches!(error, RuntimeError::Load(_)), "{error}");
         assert!(error.to_string().starts_with("cannot load the object: "), "{error}");
+    }
+
+    /// Records the steps `drive` takes; attaching the probe at `failing_attach` fails.
+    struct RecordingSteps {
+        manifest: Manifest,
+        failing_attach: Option<usize>,
+        log: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    }
+
+    impl RecordingSteps {
+        fn note(&self, step: impl Into<String>) {
+            self.log.borrow_mut().push(step.into());
+        }
+    }
+
+    impl RunSteps for RecordingSteps {
+        fn manifest(&self) -> &Manifest {
+            &self.manifest
+        }
+        fn run_begin(&mut self) -> Result<(), RuntimeError> {
+            self.note("begin");
+            Ok(())
+        }
+        fn attach(&mut self, index: usize) -> Result<(), RuntimeError> {
+            self.note(format!("attach {index}"));
+            match self.failing_attach {
+                Some(failing) if failing == index => {
+                    Err(probe_error(&self.manifest.probes[index], "cannot attach: no such thing".to_string()))
+                }
+                _ => Ok(()),
+            }
+        }
+        fn start_events(&mut self) -> Result<(), RuntimeError> {
+            self.note("events");
+            Ok(())
+        }
+        fn write_events(&mut self) {
+            self.note("write");
+        }
+        fn observe_processes(&mut self, child: Option<u32>, refresh: bool) {
+            self.note(format!("observe child={child:?} refresh={refresh}"));
+        }
+        fn detach_all(&mut self) -> Result<(), RuntimeError> {
+            self.note("detach");
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<(), RuntimeError> {
+            self.note("end");
+            Ok(())
+        }
+        fn flush_events(&mut self) {
+            self.note("flush");
+        }
+        fn read_maps(&mut self) -> Result<Vec<(String, MapValue)>, RuntimeError> {
+            self.note("read");
+            Ok(vec![])
+        }
+    }
+
+    fn probe(program: &str, attach: Attach, line: u32) -> ProbeInfo {
+        ProbeInfo { program: program.into(), attach, rate_per_sec: None, line, activation: None }
+    }
+
+    /// `begin`, a tracepoint, `end` and a uprobe, in that source order.
+    fn mixed_manifest() -> Manifest {
+        let tracepoint = Attach::Tracepoint { category: "syscalls".into(), name: "sys_enter_getppid".into() };
+        let uprobe = Attach::Uprobe { path: "/bin/true".into(), symbol: "main".into() };
+        Manifest {
+            version: 1,
+            budget_percent: 1.0,
+            probes: vec![
+                probe("probe0", Attach::Begin, 1),
+                probe("probe1", tracepoint, 2),
+                probe("probe2", Attach::End, 3),
+                probe("probe3", uprobe, 4),
+            ],
+            maps: vec![],
+            events: None,
+        }
+    }
+
+    fn drive_recorded(
+        failing_attach: Option<usize>,
+        stop_requested: &dyn Fn() -> bool,
+    ) -> (Result<Snapshot, RuntimeError>, Vec<String>) {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let steps = RecordingSteps { manifest: mixed_manifest(), failing_attach, log: log.clone() };
+        let opts = RunOptions { duration: Some(Duration::ZERO), child: None };
+        let result = drive(steps, opts, stop_requested);
+        let log = log.borrow().clone();
+        (result, log)
+    }
+
+    #[test]
+    fn a_run_begins_attaches_the_others_then_detaches_ends_and_reads_last() {
+        let (result, log) = drive_recorded(None, &|| false);
+        result.expect("the run succeeds");
+        let expected = [
+            "begin",
+            "attach 1",
+            "attach 3",
+            "events",
+            "observe child=None refresh=true",
+            "detach",
+            "end",
+            "flush",
+            "read",
+        ];
+        assert_eq!(log, expected);
+    }
+
+    #[test]
+    fn a_probe_that_cannot_attach_fails_the_run_and_nothing_after_it_happens() {
+        let (result, log) = drive_recorded(Some(1), &|| false);
+        let error = result.expect_err("ppisc run fails when a probe cannot attach");
+        assert_eq!(error.to_string(), "tracepoint:syscalls:sys_enter_getppid (line 2): cannot attach: no such thing");
+        assert_eq!(log, ["begin", "attach 1"]);
+    }
+
+    #[test]
+    fn a_stop_request_while_attaching_ends_the_run_without_reading() {
+        let (result, log) = drive_recorded(None, &|| true);
+        let error = result.expect_err("interrupted");
+        assert!(matches!(error, RuntimeError::Signal(_)), "{error}");
+        assert_eq!(log, ["begin", "attach 1"]);
     }
 }

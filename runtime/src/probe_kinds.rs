@@ -153,11 +153,6 @@ impl OnceProbes {
         Ok(once)
     }
 
-    /// How many once-run probes there are.
-    pub(crate) fn len(&self) -> usize {
-        self.begin.len() + self.end.len()
-    }
-
     /// Runs every `begin` program once, in manifest order.
     pub(crate) fn run_begin(&self) -> Result<(), RuntimeError> {
         run_each(&self.begin)

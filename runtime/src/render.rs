@@ -149,6 +149,8 @@ fn json_value(value: &Value) -> Json {
         Value::Bool(flag) => Json::Bool(*flag),
         Value::Str(text) => Json::String(text.clone()),
         Value::Stack(stack) => crate::stacks::stack_json(stack),
+        Value::Stats { count, sum, avg } => json!({ "count": count, "sum": json_value(sum), "avg": json_value(avg) }),
+        Value::Buf(bytes) => Json::String(crate::snapshot::hex_string(bytes)),
     }
 }
 
@@ -161,6 +163,17 @@ fn json_key(key: &[KeyPart]) -> String {
             .iter()
             .map(|part| match part {
                 Value::Stack(stack) => crate::stacks::folded_frames(stack),
+                other => other.to_string(),
+            })
+            .collect();
+        return parts.join(", ");
+    }
+    // A buffer is a plain hex string in JSON (the escaped form is for people).
+    if key.iter().any(|part| matches!(part, Value::Buf(_))) {
+        let parts: Vec<String> = key
+            .iter()
+            .map(|part| match part {
+                Value::Buf(bytes) => crate::snapshot::hex_string(bytes),
                 other => other.to_string(),
             })
             .collect();

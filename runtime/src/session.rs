@@ -1,10 +1,12 @@
-//! A long-lived loaded object, for the daemon: every probe loaded and attached once (a probe
-//! that fails is reported and skipped, the others run), maps read live without detaching,
-//! per-program kernel statistics, and single probes detached and re-attached on demand
-//! (the overhead circuit breaker). Dropping the session detaches and unloads everything.
+//! The one loader of the runtime: a loaded object whose probes are attached, detached and
+//! re-attached one by one, whose maps are read live, and whose `begin`/`end` programs run once
+//! on request. `ppisc run` (through [`crate::run`]) and the daemon `ppisd` both load through
+//! it; only their policies differ (`run` stops at the first probe that cannot attach and runs
+//! `begin`/`end`, the daemon skips a failing probe and never runs them). Dropping the session
+//! detaches and unloads everything.
 //!
-//! Boundary: aya makes the BPF calls; the session keeps no policy (when to detach is the
-//! caller's decision).
+//! Boundary: aya makes the BPF calls; the session keeps no policy (when to attach, detach or
+//! give up is the caller's decision).
 
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use aya::programs::{TracePoint, UProbe};
 use aya::Ebpf;
 use ppis_manifest::{Attach, Manifest, ProbeInfo};
 
+use crate::probe_kinds::OnceProbes;
 use crate::snapshot::MapValue;
 use crate::stats::ProgramStats;
 use crate::{error_chain, host, load_probe, probe_error, read_maps, take_maps, RuntimeError};
@@ -47,25 +50,40 @@ pub struct Session {
     /// Kept across reads: it caches parsed ELF files and kallsyms, which a daemon would
     /// otherwise re-read every poll interval.
     symbolizer: std::sync::Mutex<crate::symbolize::BlazeSymbolizer>,
+    /// The loaded `begin` and `end` programs once [`Session::run_begin`] ran; taken by
+    /// [`Session::finish`], so `end` runs at most once.
+    once: Option<OnceProbes>,
+    /// Whether [`Session::run_begin`] ran: `begin` never runs twice, even with no program.
+    begun: bool,
 }
 
 impl Session {
-    /// Loads `object` and tries to attach every probe of `manifest`. Fails only when the
-    /// object or its maps cannot be loaded; each probe that cannot be loaded or attached is
-    /// returned as an error and left detached, the rest run.
-    pub fn start(object: &[u8], manifest: &Manifest) -> Result<(Session, Vec<RuntimeError>), RuntimeError> {
+    /// Loads `object` and creates its maps; no program is loaded and nothing is attached yet.
+    pub fn open(object: &[u8], manifest: &Manifest) -> Result<Session, RuntimeError> {
+        #[cfg(test)]
+        tests::OPENED_ON_THIS_THREAD.with(|opened| opened.set(opened.get() + 1));
         let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
         // Maps are created by `Ebpf::load`; taking them now does not affect the programs,
         // which reference them by the fds relocated into their code at load time.
         let maps = take_maps(&mut ebpf, manifest)?;
-        let mut session = Session {
+        Ok(Session {
             ebpf,
             manifest: manifest.clone(),
             probes: manifest.probes.iter().map(|info| ProbeSlot { info: info.clone(), link: None }).collect(),
             maps,
             stack_pids: Default::default(),
             symbolizer: Default::default(),
-        };
+            once: None,
+            begun: false,
+        })
+    }
+
+    /// Loads `object` and tries to attach every probe of `manifest`. Fails only when the
+    /// object or its maps cannot be loaded; each probe that cannot be loaded or attached is
+    /// returned as an error and left detached, the rest run. `begin`/`end` probes are among
+    /// the failures (they are never attached; see [`Session::run_begin`]).
+    pub fn start(object: &[u8], manifest: &Manifest) -> Result<(Session, Vec<RuntimeError>), RuntimeError> {
+        let mut session = Session::open(object, manifest)?;
         let mut failures = Vec::new();
         for index in 0..session.probes.len() {
             if let Err(error) = session.attach(index) {
@@ -82,16 +100,7 @@ impl Session {
         object: &[u8],
         manifest: &Manifest,
     ) -> Result<(Session, Vec<RuntimeError>), RuntimeError> {
-        let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
-        let maps = take_maps(&mut ebpf, manifest)?;
-        let mut session = Session {
-            ebpf,
-            manifest: manifest.clone(),
-            probes: manifest.probes.iter().map(|info| ProbeSlot { info: info.clone(), link: None }).collect(),
-            maps,
-            stack_pids: Default::default(),
-            symbolizer: Default::default(),
-        };
+        let mut session = Session::open(object, manifest)?;
         let mut failures = Vec::new();
         for index in 0..session.probes.len() {
             let result = if session.probes[index].info.activation.is_some() {
@@ -104,6 +113,34 @@ impl Session {
             }
         }
         Ok((session, failures))
+    }
+
+    /// Loads every `begin` and `end` program (so an `end` the kernel refuses fails before
+    /// anything ran), then runs each `begin` once with `BPF_PROG_TEST_RUN`, in manifest order.
+    /// Call it before attaching the other probes, so they see no event before `begin`. Does
+    /// nothing the second time.
+    pub fn run_begin(&mut self) -> Result<(), RuntimeError> {
+        if self.begun {
+            return Ok(());
+        }
+        self.begun = true;
+        let once = OnceProbes::load(&mut self.ebpf, &self.manifest)?;
+        let ran = once.run_begin();
+        self.once = Some(once);
+        ran
+    }
+
+    /// Detaches every probe, then (if [`Session::run_begin`] ran) runs each `end` program
+    /// once, so `end` sees the maps as the other probes left them. The programs and maps stay
+    /// until the session is dropped, so the maps can still be read. `end` never runs twice.
+    pub fn finish(&mut self) -> Result<(), RuntimeError> {
+        if let Some(error) = self.detach_all().into_iter().next() {
+            return Err(error);
+        }
+        match self.once.take() {
+            Some(once) => once.run_end(),
+            None => Ok(()),
+        }
     }
 
     /// Loads probe `index`'s program into the kernel without attaching it (a no-op when it
@@ -125,7 +162,13 @@ impl Session {
         if self.ebpf.map(&info.ring_buffer).is_none() {
             return Ok(None);
         }
-        crate::events::EventStream::take(&mut self.ebpf, &self.manifest)
+        let mut stream = crate::events::EventStream::take(&mut self.ebpf, &self.manifest)?;
+        if let Some(stream) = &mut stream {
+            let clearer = crate::clear::MapClearer::new(&self.maps, &self.manifest)
+                .map_err(|error| RuntimeError::Map(format!("cannot prepare `clear`: {error}")))?;
+            stream.set_clearer(clearer);
+        }
+        Ok(stream)
     }
 
     /// The manifest the session was started with.
@@ -176,6 +219,16 @@ impl Session {
                 })?;
                 Link::Tracepoint(link)
             }
+            Attach::Usdt { path, provider, name, address } => {
+                let offset = crate::usdt::attach_offset(Path::new(path), provider, name, *address).map_err(fail)?;
+                let uprobe: &mut UProbe = program
+                    .try_into()
+                    .map_err(|_| fail(format!("program {} is not a uprobe program", info.program)))?;
+                let link = uprobe
+                    .attach(None, offset, path, None)
+                    .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
+                Link::Uprobe(link)
+            }
             Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } => {
                 let uprobe: &mut UProbe = program
                     .try_into()
@@ -187,7 +240,8 @@ impl Session {
             }
             Attach::Begin | Attach::End => {
                 return Err(fail(format!(
-                    "{} probes run once around a `ppisc run`; a long-lived session has no begin or end",
+                    "{} probes are never attached: they run once around a `ppisc run` (Session::run_begin, \
+                     Session::finish)",
                     info.attach
                 )))
             }
@@ -257,6 +311,31 @@ impl Session {
         })
     }
 
+    /// Whether some map has a `ustack`/`kstack` key, whose frames reads symbolise.
+    pub fn has_stack_keys(&self) -> bool {
+        !crate::stacks::stack_kinds(&self.manifest).is_empty()
+    }
+
+    /// Remembers the memory maps of process `pid` now (again if known: it may have exec'd or
+    /// `dlopen`ed since), so its user stacks are symbolised even after it exits.
+    pub fn remember_process(&self, pid: u32) {
+        self.lock_stack_pids().remember(pid, true);
+    }
+
+    /// Remembers the memory maps of the processes in user stack keys so far (all known ones
+    /// again with `refresh`); a read does this too, but a process may exit between reads.
+    pub fn observe_stack_processes(&self, refresh: bool) {
+        if !self.has_stack_keys() {
+            return;
+        }
+        let with_info: Vec<(&ppis_manifest::MapInfo, &Map)> = self.manifest.maps.iter().zip(&self.maps).collect();
+        self.lock_stack_pids().observe(&with_info, refresh);
+    }
+
+    fn lock_stack_pids(&self) -> std::sync::MutexGuard<'_, crate::stacks::PidMapsCache> {
+        self.stack_pids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The undecoded elements of map `name` (per-CPU chunks unmerged), for readers that need
     /// more than the decoded value keeps (e.g. an `avg`'s sum and count, not just their ratio).
     pub fn read_raw_map(&self, name: &str) -> Result<Vec<crate::snapshot::RawEntry>, RuntimeError> {
@@ -277,12 +356,11 @@ impl Session {
     /// maps are summed as read, so a concurrent update may or may not be included).
     pub fn read_maps(&self) -> Result<Vec<(String, MapValue)>, RuntimeError> {
         let mut maps = read_maps(&self.manifest, &self.maps)?;
-        if !crate::stacks::stack_kinds(&self.manifest).is_empty() {
+        if self.has_stack_keys() {
             // Stack keys get their frames: the processes of user stacks are remembered as
             // soon as a read sees them, and symbolised from what was remembered.
-            let mut pids = self.stack_pids.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let with_info: Vec<(&ppis_manifest::MapInfo, &Map)> = self.manifest.maps.iter().zip(&self.maps).collect();
-            pids.observe(&with_info, false);
+            self.observe_stack_processes(false);
+            let pids = self.lock_stack_pids();
             let mut symbolizer = self.symbolizer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let source = crate::stacks::LoaderStackMaps(&self.ebpf);
             crate::stacks::resolve(&self.manifest, &mut maps, &source, &mut *symbolizer, &pids)?;
@@ -296,13 +374,40 @@ fn no_such_probe(index: usize) -> RuntimeError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// How many times [`Session::open`] was called on this thread (each test has its
+        /// own), so tests can tell which entry points load through a session.
+        pub(crate) static OPENED_ON_THIS_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// How many sessions `action` opened on this thread.
+    pub(crate) fn sessions_opened_by(action: impl FnOnce()) -> usize {
+        let before = OPENED_ON_THIS_THREAD.with(|opened| opened.get());
+        action();
+        OPENED_ON_THIS_THREAD.with(|opened| opened.get()) - before
+    }
 
     #[test]
     fn a_garbage_object_does_not_start() {
         let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![], events: None };
         let error = Session::start(b"not an elf", &manifest).err().expect("garbage must not load");
         assert!(matches!(error, RuntimeError::Load(_)), "{error}");
+    }
+
+    #[test]
+    fn every_loading_entry_point_opens_a_session() {
+        let manifest = Manifest { version: 1, budget_percent: 1.0, probes: vec![], maps: vec![], events: None };
+        // Each fails at the object, after the session began to load it.
+        let run = || {
+            let _ = crate::run(b"not an elf", &manifest, crate::RunOptions::default());
+        };
+        assert_eq!(sessions_opened_by(run), 1, "`ppisc run` must load through a Session");
+        assert_eq!(sessions_opened_by(|| drop(crate::load_check(b"not an elf", &manifest))), 1);
+        assert_eq!(sessions_opened_by(|| drop(crate::attach(b"not an elf", &manifest))), 1);
+        assert_eq!(sessions_opened_by(|| drop(Session::start(b"not an elf", &manifest))), 1);
+        assert_eq!(sessions_opened_by(|| drop(Session::start_with_dormant(b"not an elf", &manifest))), 1);
     }
 }

@@ -29,6 +29,25 @@ pub enum Value {
     Str(String),
     /// A `ustack`/`kstack` key part: its id, process and (once resolved) frames.
     Stack(crate::stacks::StackKey),
+    /// A `stats` value: how many values were recorded, their total and (integer) average;
+    /// `sum` and `avg` are `Uint` or `Int` as the recorded values were.
+    Stats {
+        count: u64,
+        sum: Box<Value>,
+        avg: Box<Value>,
+    },
+    /// A `buf[N]`: raw bytes, shown hex-escaped like bpftrace (`\x01\x02`).
+    Buf(Vec<u8>),
+}
+
+/// Bytes as bpftrace prints a buffer: every byte as `\xHH`.
+pub fn hex_escaped(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("\\x{byte:02x}")).collect()
+}
+
+/// Bytes as a plain lowercase hex string (a buffer in JSON).
+pub fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl std::fmt::Display for Value {
@@ -39,6 +58,9 @@ impl std::fmt::Display for Value {
             Value::Bool(flag) => write!(f, "{flag}"),
             Value::Str(text) => f.write_str(text),
             Value::Stack(stack) => write!(f, "{stack}"),
+            // As bpftrace prints `stats()`.
+            Value::Stats { count, sum, avg } => write!(f, "count {count}, average {avg}, total {sum}"),
+            Value::Buf(bytes) => f.write_str(&hex_escaped(bytes)),
         }
     }
 }
@@ -289,6 +311,22 @@ fn merge_value(info: &MapInfo, chunks: &[Vec<u8>]) -> Result<Option<Value>, Stri
                 Value::Uint(sum / count)
             }))
         }
+        (MapKind::Stats, ValueLayout::SumCount { signed }) => {
+            let (mut sum, mut count) = (0u64, 0u64);
+            for chunk in chunks {
+                sum = sum.wrapping_add(read_uint(chunk, 0, 8)?);
+                count = count.wrapping_add(read_uint(chunk, 8, 8)?);
+            }
+            if count == 0 {
+                return Ok(None);
+            }
+            let (sum, avg) = if *signed {
+                (Value::Int(sum as i64), Value::Int((sum as i64 as i128 / count as i128) as i64))
+            } else {
+                (Value::Uint(sum), Value::Uint(sum / count))
+            };
+            Ok(Some(Value::Stats { count, sum: Box::new(sum), avg: Box::new(avg) }))
+        }
         (kind, layout) => Err(format!("a {kind:?} map cannot have the value layout {layout:?}")),
     }
 }
@@ -333,6 +371,7 @@ pub fn read_scalar(bytes: &[u8], offset: u32, ty: &ScalarType) -> Result<Value, 
             let pid = read_uint(bytes, offset + 4, 4)? as u32;
             Ok(Value::Stack(crate::stacks::StackKey { space, id, pid, frames: Vec::new() }))
         }
+        ScalarType::Buf { len } => Ok(Value::Buf(slice(bytes, offset, len)?.to_vec())),
     }
 }
 
@@ -385,6 +424,7 @@ pub(crate) mod tests {
             ScalarType::Int { bytes, .. } => u32::from(bytes),
             ScalarType::Bool => 1,
             ScalarType::Str { len } => len,
+            ScalarType::Buf { len } => len,
             ScalarType::Stack { .. } => 8,
         }
     }

@@ -7,11 +7,10 @@
 
 use std::os::fd::OwnedFd;
 
-use aya::Ebpf;
-use ppis_manifest::{Manifest, ProbeInfo};
+use ppis_manifest::Manifest;
 
 use crate::snapshot::MapValue;
-use crate::{attach_probe, error_chain, read_maps, take_maps, RuntimeError};
+use crate::{error_chain, RuntimeError, Session};
 
 /// Keeps the kernel counting run time and runs of every BPF program while it lives. The
 /// kernel reference-counts these requests, so a guard never turns off statistics someone
@@ -58,52 +57,29 @@ impl ProgramStats {
 /// Probes loaded and attached as a manifest lists them, until [`AttachedProbes::detach`] or
 /// drop. Unlike [`crate::run`] it does not wait: the caller runs a workload meanwhile.
 pub struct AttachedProbes {
-    ebpf: Ebpf,
-    probes: Vec<ProbeInfo>,
+    session: Session,
 }
 
-/// Loads `object` and attaches every probe of `manifest`.
+/// Loads `object` and attaches every probe of `manifest` through a [`Session`]; the first
+/// probe that cannot attach is the error.
 pub fn attach(object: &[u8], manifest: &Manifest) -> Result<AttachedProbes, RuntimeError> {
-    let mut ebpf = Ebpf::load(object).map_err(|error| RuntimeError::Load(error_chain(&error)))?;
-    for probe in &manifest.probes {
-        attach_probe(&mut ebpf, probe)?;
-    }
-    Ok(AttachedProbes { ebpf, probes: manifest.probes.clone() })
+    let mut session = Session::open(object, manifest)?;
+    (0..session.probe_count()).try_for_each(|index| session.attach(index))?;
+    Ok(AttachedProbes { session })
 }
 
 impl AttachedProbes {
     /// The kernel's counters of every attached program, in manifest order.
     pub fn stats(&self) -> Result<Vec<ProgramStats>, RuntimeError> {
-        self.probes
-            .iter()
-            .map(|probe| {
-                let fail = |message: String| RuntimeError::Probe {
-                    attach: probe.attach.to_string(),
-                    line: probe.line,
-                    message,
-                };
-                let program = self
-                    .ebpf
-                    .program(&probe.program)
-                    .ok_or_else(|| fail(format!("program {} is not in the object", probe.program)))?;
-                let info = program
-                    .info()
-                    .map_err(|error| fail(format!("cannot read program statistics: {}", error_chain(&error))))?;
-                Ok(ProgramStats {
-                    program: probe.program.clone(),
-                    run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
-                    run_count: info.run_count(),
-                })
-            })
-            .collect()
+        (0..self.session.probe_count()).map(|index| self.session.stats(index)).collect()
     }
 
-    /// Detaches and unloads every probe, then reads and decodes every map of `manifest`.
-    pub fn detach_and_read_maps(mut self, manifest: &Manifest) -> Result<Vec<(String, MapValue)>, RuntimeError> {
-        let maps = take_maps(&mut self.ebpf, manifest)?;
-        // Dropping the loader detaches the links; the taken maps stay open to be read.
-        drop(self);
-        read_maps(manifest, &maps)
+    /// Detaches every probe, then reads and decodes every map of the manifest.
+    pub fn detach_and_read_maps(mut self, _manifest: &Manifest) -> Result<Vec<(String, MapValue)>, RuntimeError> {
+        if let Some(error) = self.session.detach_all().into_iter().next() {
+            return Err(error);
+        }
+        self.session.read_maps()
     }
 
     /// Detaches and unloads every probe.

@@ -318,6 +318,9 @@ impl Checker<'_> {
                 set_index(state, slot.0, Interval::constant(0));
             }
             Op::Call { dst, helper } => {
+                if let Helper::ProbeRead { ptr, .. } = helper {
+                    self.read(ptr, span, state);
+                }
                 if let Helper::ProbeReadStr { len, ptr, .. } = helper {
                     self.read(ptr, span, state);
                     if len == 0 || len > MAX_STR_READ {
@@ -346,6 +349,8 @@ impl Checker<'_> {
                     // A stack id (below the map's size) or a negative errno as a 64-bit value:
                     // a scalar either way, never a pointer; no useful unsigned interval.
                     Helper::GetStackId { .. } => Interval::TOP,
+                    Helper::GetCurrentCgroupId => Interval::TOP,
+                    Helper::ProbeRead { .. } => Interval::TOP,
                     _ => Interval::TOP,
                 };
                 if let Some(dst) = dst {
@@ -457,13 +462,9 @@ impl Checker<'_> {
             return true;
         }
         self.report(|| {
-            Diagnostic::error(
-                "E0412",
-                format!("misaligned stack access: {width} bytes at slot offset {offset}"),
-                span,
-            )
-            .label("the kernel only allows naturally aligned stack accesses")
-            .with_help("a compiler bug: split the access into aligned parts")
+            Diagnostic::error("E0412", format!("misaligned stack access: {width} bytes at slot offset {offset}"), span)
+                .label("the kernel only allows naturally aligned stack accesses")
+                .with_help("a compiler bug: split the access into aligned parts")
         });
         false
     }

@@ -125,7 +125,10 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
                 }
             }
             Op::Call {
-                helper: ppis_ir::Helper::GetCurrentComm { slot } | ppis_ir::Helper::ProbeReadStr { slot, .. },
+                helper:
+                    ppis_ir::Helper::GetCurrentComm { slot }
+                    | ppis_ir::Helper::ProbeReadStr { slot, .. }
+                    | ppis_ir::Helper::ProbeRead { slot, .. },
                 dst,
             } => {
                 set(&mut state.slots, slot.0, Taint::new());
@@ -144,7 +147,7 @@ fn run_block(func: &Function, b: Block, state: &mut State, maps: &[Map], report:
 
 /// Maps whose values all CPUs share (per-CPU maps give each CPU its own).
 fn is_shared(kind: MapType) -> bool {
-    matches!(kind, MapType::Hash | MapType::Array)
+    matches!(kind, MapType::Hash | MapType::Array | MapType::LruHash)
 }
 
 fn set(v: &mut [Taint], i: u32, t: Taint) {
@@ -200,7 +203,7 @@ pub fn growth(module: &Module) -> Vec<Diagnostic> {
                 first.span,
             )
             .label("inserts here; nothing deletes")
-            .with_help(format!("delete entries once done (`delete {}[k]`), or make it an LRU map (not yet in the language)", map.name)),
+            .with_help(format!("delete entries once done (`delete {}[k]`), or make it an LRU map (`lru_hash[..]`)", map.name)),
         );
     }
     diags

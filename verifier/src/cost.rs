@@ -68,6 +68,7 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
         // No map helper runs on a ring buffer (only `ringbuf_output`, priced below).
         // Nor on a stack-trace map (only `get_stackid`, priced below).
         Some(MapType::RingBuf) | Some(MapType::StackTrace) | None => cost.max(),
+        Some(MapType::LruHash) | Some(MapType::LruPerCpuHash) => cost.lru_hash,
     };
     let plain = |class: &'static str, ns: f64| OpCost { class, instruction: picos(ns), helper: None };
     let call = |name: &'static str, ns: f64| OpCost {
@@ -109,6 +110,14 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
             Helper::RingbufOutput { len, .. } => call("ringbuf_output", h.ringbuf_output.cost(len)),
             // The profile's measured walk-and-hash cost at full depth bounds shallower walks.
             Helper::GetStackId { .. } => call("get_stackid", h.get_stackid),
+            Helper::GetCurrentCgroupId => call("get_current_cgroup_id", h.get_current_cgroup_id),
+            // Copies exactly `len` bytes.
+            Helper::ProbeRead { len, space: AddressSpace::User, .. } => {
+                call("probe_read_user", h.probe_read_user.cost(len))
+            }
+            Helper::ProbeRead { len, space: AddressSpace::Kernel, .. } => {
+                call("probe_read_kernel", h.probe_read_kernel.cost(len))
+            }
         },
     }
 }

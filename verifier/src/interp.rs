@@ -59,6 +59,14 @@ pub struct Env {
     pub comm: [u8; 16],
     pub ktime_ns: u64,
     pub cpu: u32,
+    /// What `bpf_get_current_cgroup_id` returns.
+    pub cgroup: u64,
+    /// The id `bpf_get_stackid` returns; `None` (the default): every walk fails with
+    /// -EFAULT, as for a task without a user stack.
+    pub stack_id: Option<u32>,
+    /// Whether the ring buffer refuses records (`bpf_ringbuf_output` returns -ENOSPC, the
+    /// program takes its drop-counting path); by default it always has room.
+    pub ringbuf_full: bool,
 }
 
 /// The maps' contents: per map, key bytes to an arena index; the arena holds the values.
@@ -376,15 +384,27 @@ impl Machine<'_> {
                         self.write_slot(slot.0, 0, &vec![0; len as usize])?;
                         (-14i64) as u64
                     }
-                    // The model's ring buffer always has room: it reads the record (faulting
-                    // on uninitialised bytes, as the kernel verifier would reject) and succeeds.
+                    // The model reads the record (faulting on uninitialised bytes, as the kernel
+                    // verifier would reject) and succeeds, unless `env` says the buffer is full.
                     Helper::RingbufOutput { slot, len, .. } => {
                         self.read_slot(slot.0, 0, len)?;
-                        0
+                        if env.ringbuf_full {
+                            (-28i64) as u64
+                        } else {
+                            0
+                        }
                     }
-                    // The model has no stacks to walk: every walk fails with -EFAULT, as a
-                    // kernel walk of a task without a user stack does.
-                    Helper::GetStackId { .. } => (-14i64) as u64,
+                    // The model has no stacks to walk: the id comes from `env`, or the walk
+                    // fails with -EFAULT, as a kernel walk of a task without a user stack does.
+                    Helper::GetStackId { .. } => env.stack_id.map_or((-14i64) as u64, u64::from),
+                    Helper::GetCurrentCgroupId => env.cgroup,
+                    // No memory in the model, as for string reads: the read faults and the
+                    // kernel zeroes the buffer.
+                    Helper::ProbeRead { slot, len, ptr, .. } => {
+                        self.scalar(Operand::Reg(ptr))?;
+                        self.write_slot(slot.0, 0, &vec![0; len as usize])?;
+                        (-14i64) as u64
+                    }
                 };
                 match dst {
                     Some(d) => self.set(d, Reg::Scalar(v)),

@@ -127,6 +127,7 @@ fn slots_of(op: &Op) -> Vec<u32> {
         Op::MapUpdate { key, value, .. } => vec![key.0, value.0],
         Op::Call { helper: Helper::GetCurrentComm { slot } | Helper::ProbeReadStr { slot, .. }, .. } => vec![slot.0],
         Op::Call { helper: Helper::RingbufOutput { slot, .. }, .. } => vec![slot.0],
+        Op::Call { helper: Helper::ProbeRead { slot, .. }, .. } => vec![slot.0],
         _ => vec![],
     }
 }

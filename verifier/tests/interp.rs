@@ -53,7 +53,17 @@ fn random_inputs(module: &Module, rng: &mut Rng) -> (Vec<u8>, Env, MapState) {
     let ctx: Vec<u8> = (0..CTX_BYTES).map(|_| if rng.chance(zeroes) { 0 } else { rng.next() as u8 }).collect();
     let mut comm = [0u8; 16];
     comm.iter_mut().take(rng.below(16) as usize).for_each(|c| *c = b'a' + rng.below(26) as u8);
-    let env = Env { pid_tgid: rng.below(4), uid_gid: rng.next(), comm, ktime_ns: rng.next(), cpu: rng.below(2) as u32 };
+    let env = Env {
+        pid_tgid: rng.below(4),
+        uid_gid: rng.next(),
+        comm,
+        ktime_ns: rng.next(),
+        cpu: rng.below(2) as u32,
+        cgroup: rng.next(),
+        // Stack walks that succeed and fail, a ring buffer with room and a full one.
+        stack_id: rng.chance(50).then(|| rng.below(64) as u32),
+        ringbuf_full: rng.chance(30),
+    };
     let mut state = MapState::new(&module.maps);
     for (id, map) in module.maps.iter().enumerate() {
         for _ in 0..rng.below(4) {
@@ -178,7 +188,14 @@ fn random_module(rng: &mut Rng) -> Module {
         Map { name: "h".into(), kind: MapType::Hash, key_size: 8, value_size: 16, max_entries: 64 },
         Map { name: "a".into(), kind: MapType::PerCpuArray, key_size: 4, value_size: 8, max_entries: 4 },
         Map { name: "p".into(), kind: MapType::PerCpuHash, key_size: 16, value_size: 8, max_entries: 64 },
+        // Written only by helpers, never looked up: a stack-trace map of 8-frame stacks and a
+        // ring buffer of one page.
+        Map { name: "stacks".into(), kind: MapType::StackTrace, key_size: 4, value_size: 64, max_entries: 64 },
+        Map { name: "events".into(), kind: MapType::RingBuf, key_size: 0, value_size: 0, max_entries: 4096 },
     ];
+    let (stack_map, ring_map): (MapId, MapId) = (3, 4);
+    // Map values are read and written only through lookups of the first three.
+    let lookup_maps = 3;
     let mut next_span = 0u32;
     let mut span = || {
         next_span += 1;
@@ -187,7 +204,7 @@ fn random_module(rng: &mut Rng) -> Module {
     let mut b = FunctionBuilder::new("f", CtxKind::Tracepoint, span());
     b.set_probe(ProbeMeta { trigger: Trigger::Tracepoint, rate: Some((1, span())) });
     let regs: Vec<Vreg> = (0..SCALARS).map(|_| b.new_vreg(VregType::Scalar)).collect();
-    let ptrs: Vec<(Vreg, MapId)> = (0..maps.len()).map(|m| (b.new_vreg(VregType::MapValue(m)), m)).collect();
+    let ptrs: Vec<(Vreg, MapId)> = (0..lookup_maps).map(|m| (b.new_vreg(VregType::MapValue(m)), m)).collect();
     let slot_sizes = [8u32, 16, 16];
     let slots: Vec<Slot> = slot_sizes.iter().map(|s| b.new_slot(*s)).collect();
     let block_count = 1 + rng.below(6) as usize;
@@ -235,7 +252,7 @@ fn random_module(rng: &mut Rng) -> Module {
             let slot_offset = (rng.below(slot_sizes[slot_index] as u64 + 2) as u32) & !(width as u32 - 1);
             let (ptr, map) = rng.pick(&ptrs);
             let value_offset = rng.below(maps[map].value_size as u64 + 2) as u32 & !(width as u32 - 1);
-            let op = match rng.below(15) {
+            let op = match rng.below(17) {
                 0 => Op::Mov { dst: r, src: operand(rng) },
                 1 => Op::Alu { op: rng.pick(&alus), dst: r, lhs: rng.pick(&regs), rhs: operand(rng) },
                 2 => Op::Neg { dst: r, src: rng.pick(&regs) },
@@ -252,11 +269,16 @@ fn random_module(rng: &mut Rng) -> Module {
                 8 => Op::ZeroSlot { slot },
                 9 => Op::Call {
                     dst: Some(r),
-                    helper: match rng.below(5) {
+                    helper: match rng.below(8) {
                         0 => Helper::GetCurrentPidTgid,
                         1 => Helper::GetCurrentUidGid,
                         2 => Helper::KtimeGetNs,
                         3 => Helper::GetSmpProcessorId,
+                        4 => Helper::GetStackId { map: stack_map, user: rng.chance(50) },
+                        5 => Helper::GetCurrentCgroupId,
+                        // Records of the whole slot or part of it, sometimes past its end
+                        // (which the verifier must reject).
+                        6 => Helper::RingbufOutput { map: ring_map, slot, len: rng.pick(&[4u32, 8, 8, 16, 24]) },
                         _ => Helper::GetCurrentComm { slot },
                     },
                 },
@@ -264,6 +286,13 @@ fn random_module(rng: &mut Rng) -> Module {
                 11 => Op::MapUpdate { map, key: slot, value: slots[rng.below(3) as usize], flags: rng.below(3) },
                 12 => Op::MapDelete { map, key: slot },
                 13 => Op::LoadPtr { dst: r, ptr, offset: value_offset, width },
+                // The stack and ring-buffer helpers once more, so that enough accepted
+                // functions use them (see the counts asserted below).
+                14 => Op::Call { dst: Some(r), helper: Helper::GetStackId { map: stack_map, user: rng.chance(50) } },
+                15 => Op::Call {
+                    dst: Some(r),
+                    helper: Helper::RingbufOutput { map: ring_map, slot, len: rng.pick(&[4u32, 8, 8, 16, 24]) },
+                },
                 _ => Op::StorePtr { ptr, offset: value_offset, width, src: operand(rng) },
             };
             b.push(op, span());
@@ -297,6 +326,10 @@ fn random_module(rng: &mut Rng) -> Module {
 fn random_acyclic_functions_accepted_never_fault_nor_exceed_the_bound() {
     let profile = common::test_profile();
     let accepted = std::cell::Cell::new(0u32);
+    // Accepted functions that call the stack-id and ring-buffer helpers: both must be among
+    // them, or their costs and faults go unchecked.
+    let accepted_with_stack_id = std::cell::Cell::new(0u32);
+    let accepted_with_ringbuf = std::cell::Cell::new(0u32);
     let mut runner = TestRunner::new(Config { cases: 1500, failure_persistence: None, ..Config::default() });
     runner
         .run(&any::<u64>(), |seed| {
@@ -308,6 +341,18 @@ fn random_acyclic_functions_accepted_never_fault_nor_exceed_the_bound() {
             }
             accepted.set(accepted.get() + 1);
             let func = &module.functions[0];
+            let calls = |wanted: fn(&Helper) -> bool| {
+                func.cfg
+                    .node_weights()
+                    .flat_map(|block| &block.insts)
+                    .any(|inst| matches!(&inst.op, Op::Call { helper, .. } if wanted(helper)))
+            };
+            if calls(|h| matches!(h, Helper::GetStackId { .. })) {
+                accepted_with_stack_id.set(accepted_with_stack_id.get() + 1);
+            }
+            if calls(|h| matches!(h, Helper::RingbufOutput { .. })) {
+                accepted_with_ringbuf.set(accepted_with_ringbuf.get() + 1);
+            }
             let bound = verdict.functions[0].cost.as_ref().expect("accepted functions have a bound").bound_ps;
             for _ in 0..8 {
                 let (ctx, env, mut state) = random_inputs(&module, &mut rng);
@@ -324,4 +369,12 @@ fn random_acyclic_functions_accepted_never_fault_nor_exceed_the_bound() {
         .unwrap();
     // The property is vacuous unless a fair share of the generated functions is accepted.
     assert!(accepted.get() >= 150, "only {} of 1500 random functions were accepted", accepted.get());
+    eprintln!(
+        "{} accepted, {} of them walk a stack, {} output a record",
+        accepted.get(),
+        accepted_with_stack_id.get(),
+        accepted_with_ringbuf.get()
+    );
+    assert!(accepted_with_stack_id.get() >= 10, "{} accepted functions walk a stack", accepted_with_stack_id.get());
+    assert!(accepted_with_ringbuf.get() >= 10, "{} accepted functions output a record", accepted_with_ringbuf.get());
 }

@@ -47,6 +47,12 @@ pub enum MapType {
     /// `BPF_MAP_TYPE_STACK_TRACE`: `u32` stack id -> `value_size / 8` instruction pointers.
     /// Written only by `GetStackId`; never read by programs.
     StackTrace,
+    /// `BPF_MAP_TYPE_LRU_HASH`: a shared hash map that, when full, evicts its least recently
+    /// used entry on insert instead of failing (`lru_hash`).
+    LruHash,
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`: a per-CPU hash map with LRU eviction (keyed
+    /// aggregations declared `lru`).
+    LruPerCpuHash,
 }
 
 /// What a program's context (register r1 at entry) points at.
@@ -323,6 +329,12 @@ pub enum Helper {
     /// errno (`-EFAULT` no stack, `-ENOMEM`/`-EEXIST` map full or a hash collision). The result
     /// is a signed integer, never a pointer.
     GetStackId { map: MapId, user: bool },
+    /// `bpf_get_current_cgroup_id()`: the id (inode number) of the current task's cgroup v2.
+    GetCurrentCgroupId,
+    /// `bpf_probe_read_{user,kernel}(slot, len, ptr)`: copies exactly `len` raw bytes at `ptr`
+    /// into the first `len` bytes of `slot` (`buf(ptr, N)`); on a fault the `len` bytes are
+    /// zeroed. Returns 0, or < 0 on a fault.
+    ProbeRead { slot: Slot, len: u32, ptr: Vreg, space: AddressSpace },
 }
 
 /// The memory a pointer handed to a probe-read helper points into.
@@ -338,6 +350,7 @@ impl Helper {
         match *self {
             Helper::GetCurrentComm { slot } => Some((slot, 16)),
             Helper::ProbeReadStr { slot, len, .. } => Some((slot, len)),
+            Helper::ProbeRead { slot, len, .. } => Some((slot, len)),
             _ => None,
         }
     }

@@ -96,6 +96,8 @@ fn parse_map(rest: &str) -> Result<Map, String> {
         "percpu_array" => MapType::PerCpuArray,
         "ringbuf" => MapType::RingBuf,
         "stack_trace" => MapType::StackTrace,
+        "lru_hash" => MapType::LruHash,
+        "lru_percpu_hash" => MapType::LruPerCpuHash,
         other => return Err(format!("unknown map type `{other}`")),
     };
     Ok(Map { name: name.to_string(), kind, key_size: num(key)?, value_size: num(value)?, max_entries: num(max)? })
@@ -467,6 +469,7 @@ impl FnParser<'_> {
             "get_current_uid_gid" => Helper::GetCurrentUidGid,
             "ktime_get_ns" => Helper::KtimeGetNs,
             "get_smp_processor_id" => Helper::GetSmpProcessorId,
+            "get_current_cgroup_id" => Helper::GetCurrentCgroupId,
             "get_current_comm" => {
                 let slot = args.split(',').next().unwrap_or("");
                 Helper::GetCurrentComm { slot: self.slot(slot)? }
@@ -479,6 +482,15 @@ impl FnParser<'_> {
                 };
                 let len = len.parse::<u32>().map_err(|_| format!("invalid length `{len}` in `{call}`"))?;
                 Helper::ProbeReadStr { slot: self.slot(slot)?, len, ptr: self.vreg(ptr)?, space }
+            }
+            "probe_read_user" | "probe_read_kernel" => {
+                let space = if name == "probe_read_user" { AddressSpace::User } else { AddressSpace::Kernel };
+                let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+                let [slot, len, ptr] = parts[..] else {
+                    return Err(format!("expected `{name}(sN, LEN, vP)`, found `{call}`"));
+                };
+                let len = len.parse::<u32>().map_err(|_| format!("invalid length `{len}` in `{call}`"))?;
+                Helper::ProbeRead { slot: self.slot(slot)?, len, ptr: self.vreg(ptr)?, space }
             }
             "ringbuf_output" => {
                 let parts: Vec<&str> = args.split(',').map(str::trim).collect();

@@ -13,6 +13,8 @@ pub fn print_module(module: &Module) -> String {
             MapType::PerCpuArray => "percpu_array",
             MapType::RingBuf => "ringbuf",
             MapType::StackTrace => "stack_trace",
+            MapType::LruHash => "lru_hash",
+            MapType::LruPerCpuHash => "lru_percpu_hash",
         };
         writeln!(out, "map m{i} {}: {kind} key {} value {} max {}", m.name, m.key_size, m.value_size, m.max_entries)
             .unwrap();
@@ -103,6 +105,14 @@ fn op(op: &Op, maps: &[Map]) -> String {
                 Helper::GetCurrentComm { slot } => format!("get_current_comm(s{}, 16)", slot.0),
                 Helper::KtimeGetNs => "ktime_get_ns()".to_string(),
                 Helper::GetSmpProcessorId => "get_smp_processor_id()".to_string(),
+                Helper::GetCurrentCgroupId => "get_current_cgroup_id()".to_string(),
+                Helper::ProbeRead { slot, len, ptr, space } => {
+                    let space = match space {
+                        AddressSpace::User => "user",
+                        AddressSpace::Kernel => "kernel",
+                    };
+                    format!("probe_read_{space}(s{}, {len}, v{})", slot.0, ptr.0)
+                }
                 Helper::ProbeReadStr { slot, len, ptr, space } => {
                     let space = match space {
                         AddressSpace::User => "user",

@@ -217,6 +217,9 @@ pub mod helper_id {
     pub const PROBE_READ_KERNEL_STR: i32 = 115;
     pub const GET_STACKID: i32 = 27;
     pub const RINGBUF_OUTPUT: i32 = 130;
+    pub const GET_CURRENT_CGROUP_ID: i32 = 80;
+    pub const PROBE_READ_USER: i32 = 112;
+    pub const PROBE_READ_KERNEL: i32 = 113;
 
     /// Name of a helper as bpftool prints it, for the ids ppis emits.
     pub fn name(id: i32) -> Option<&'static str> {
@@ -233,6 +236,9 @@ pub mod helper_id {
             PROBE_READ_KERNEL_STR => "bpf_probe_read_kernel_str",
             GET_STACKID => "bpf_get_stackid",
             RINGBUF_OUTPUT => "bpf_ringbuf_output",
+            GET_CURRENT_CGROUP_ID => "bpf_get_current_cgroup_id",
+            PROBE_READ_USER => "bpf_probe_read_user",
+            PROBE_READ_KERNEL => "bpf_probe_read_kernel",
             _ => return None,
         })
     }

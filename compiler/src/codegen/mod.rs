@@ -236,6 +236,12 @@ fn validate(func: &Function, module: &Module, layout: &[Block]) -> Result<(), Co
                 Op::Call { helper: Helper::GetCurrentComm { slot }, .. } => {
                     check_slot_holds(slot, 16, "get_current_comm")?
                 }
+                Op::Call { helper: Helper::ProbeRead { slot, len, .. }, .. } => {
+                    if len == 0 || len > i32::MAX as u32 {
+                        return error(span, format!("buffer read of {len} bytes"));
+                    }
+                    check_slot_holds(slot, len, "the buffer read")?
+                }
                 Op::Call { helper: Helper::ProbeReadStr { slot, len, .. }, .. } => {
                     if len == 0 || len > i32::MAX as u32 {
                         return error(span, format!("string read of {len} bytes"));
@@ -578,6 +584,21 @@ impl Emitter<'_> {
                     Helper::GetCurrentUidGid => helper_id::GET_CURRENT_UID_GID,
                     Helper::KtimeGetNs => helper_id::KTIME_GET_NS,
                     Helper::GetSmpProcessorId => helper_id::GET_SMP_PROCESSOR_ID,
+                    Helper::GetCurrentCgroupId => helper_id::GET_CURRENT_CGROUP_ID,
+                    Helper::ProbeRead { slot, len, ptr, space } => {
+                        // As for `ProbeReadStr`: the pointer moves to r3 first.
+                        let p = self.read(ptr, R3);
+                        if p != R3 {
+                            self.mov(R3, p);
+                        }
+                        let off = self.slot_offset(slot, 0);
+                        self.stack_pointer(R1, off);
+                        self.emit(Insn::mov64_imm(R2, len as i32));
+                        match space {
+                            AddressSpace::User => helper_id::PROBE_READ_USER,
+                            AddressSpace::Kernel => helper_id::PROBE_READ_KERNEL,
+                        }
+                    }
                     Helper::GetCurrentComm { slot } => {
                         let off = self.slot_offset(slot, 0);
                         self.stack_pointer(R1, off);

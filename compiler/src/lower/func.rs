@@ -57,7 +57,7 @@ impl<'a> FnLowerer<'a> {
     ) -> ppis_ir::Function {
         let ctx = match probe.attach {
             hir::Attach::Tracepoint { .. } => CtxKind::Tracepoint,
-            hir::Attach::Uprobe { .. } | hir::Attach::Uretprobe { .. } => CtxKind::PtRegs,
+            hir::Attach::Uprobe { .. } | hir::Attach::Uretprobe { .. } | hir::Attach::Usdt { .. } => CtxKind::PtRegs,
             hir::Attach::RawTracepoint { .. } | hir::Attach::Begin { .. } | hir::Attach::End { .. } => {
                 CtxKind::RawTracepoint
             }
@@ -65,7 +65,7 @@ impl<'a> FnLowerer<'a> {
         };
         let trigger = match probe.attach {
             hir::Attach::Tracepoint { .. } => Trigger::Tracepoint,
-            hir::Attach::Uprobe { .. } => Trigger::Uprobe,
+            hir::Attach::Uprobe { .. } | hir::Attach::Usdt { .. } => Trigger::Uprobe,
             hir::Attach::Uretprobe { .. } => Trigger::Uretprobe,
             hir::Attach::RawTracepoint { .. } => Trigger::RawTracepoint,
             hir::Attach::Profile { .. } | hir::Attach::Interval { .. } => Trigger::PerfEvent,
@@ -76,7 +76,7 @@ impl<'a> FnLowerer<'a> {
         l.b.set_probe(ProbeMeta { trigger, rate: probe.rate.map(|r| (r, probe.span)) });
         for local in &probe.locals {
             let home = match local.ty {
-                Ty::Str { len } => LocalHome::Str { slot: l.b.new_slot(len), len },
+                Ty::Str { len } | Ty::Buf { len } => LocalHome::Str { slot: l.b.new_slot(len), len },
                 _ => LocalHome::Reg(l.b.new_vreg(VregType::Scalar)),
             };
             l.locals.push(home);
@@ -442,7 +442,7 @@ impl<'a> FnLowerer<'a> {
                 let add = if matches!(kind, MapKind::Hist | MapKind::Lhist { .. }) { self.imm(1, span) } else { v };
                 self.add_at(ptr, 0, add, span);
             }
-            MapKind::Avg => {
+            MapKind::Avg | MapKind::Stats => {
                 self.add_at(ptr, 0, v, span);
                 let one = self.imm(1, span);
                 self.add_at(ptr, 8, one, span);
@@ -600,7 +600,7 @@ impl<'a> FnLowerer<'a> {
             ExprKind::Bool(true) => self.b.terminate(Terminator::Jump(then), span),
             ExprKind::Bool(false) => self.b.terminate(Terminator::Jump(otherwise), span),
             ExprKind::Binary { op, lhs, rhs }
-                if compare_cond(*op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. }) =>
+                if compare_cond(*op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. } | Ty::Buf { .. }) =>
             {
                 let cond = compare_cond(*op, lhs.ty).expect("comparison");
                 let l = self.scalar(lhs);
@@ -690,6 +690,37 @@ impl<'a> FnLowerer<'a> {
                 self.emit(Op::Call { dst: None, helper }, span);
                 Val::Str { slot, len: *len }
             }
+            ExprKind::ReadInt { address, size, signed } => {
+                let address = self.scalar(address);
+                let slot = self.b.new_slot(8);
+                let helper = Helper::ProbeRead { slot, len: u32::from(*size), ptr: address, space: AddressSpace::User };
+                self.emit(Op::Call { dst: None, helper }, span);
+                let raw = self.reg();
+                self.emit(Op::LoadSlot { dst: raw, slot, offset: 0, width: *size }, span);
+                if !*signed || *size == 8 {
+                    return Val::Reg(raw);
+                }
+                let extended = self.reg();
+                self.emit(Op::Extend { dst: extended, src: raw, width: *size, signed: true }, span);
+                Val::Reg(extended)
+            }
+            ExprKind::ReadBuf { ptr, len, space } => {
+                let ptr = self.scalar(ptr);
+                let slot = self.b.new_slot(*len);
+                let space = match space {
+                    hir::AddressSpace::User => AddressSpace::User,
+                    hir::AddressSpace::Kernel => AddressSpace::Kernel,
+                };
+                // The helper writes all `len` bytes (zeros on a fault), but the slot is whole
+                // words and copies of it (into a local, a record) move whole words: zero the
+                // padding first, or its bytes are read uninitialised (E0407).
+                if *len % 8 != 0 {
+                    self.emit(Op::ZeroSlot { slot }, span);
+                }
+                self.emit(Op::Call { dst: None, helper: Helper::ProbeRead { slot, len: *len, ptr, space } }, span);
+                // Byte values are carried like strings (a slot and a length).
+                Val::Str { slot, len: *len }
+            }
             ExprKind::Coalesce { map, keys, default } => {
                 let key = self.key(*map, keys, span);
                 let ptr = self.b.new_vreg(VregType::MapValue(*map));
@@ -698,7 +729,7 @@ impl<'a> FnLowerer<'a> {
                 self.b.terminate(Terminator::BranchNull { ptr, is_null: missing, not_null: found }, span);
                 let value_ty = self.map_defs[*map].value;
                 match e.ty {
-                    Ty::Str { len } => {
+                    Ty::Str { len } | Ty::Buf { len } => {
                         let out = self.b.new_slot(len);
                         self.b.switch_to(found);
                         self.copy_from_ptr(out, ptr, len, span);
@@ -730,7 +761,7 @@ impl<'a> FnLowerer<'a> {
                 self.cond(cond, yes, no);
                 // Each branch evaluates only its own operand and copies it into one result.
                 match e.ty {
-                    Ty::Str { len } => {
+                    Ty::Str { len } | Ty::Buf { len } => {
                         let out = self.b.new_slot(len);
                         for (block, branch) in [(yes, then), (no, otherwise)] {
                             self.b.switch_to(block);
@@ -801,6 +832,7 @@ impl<'a> FnLowerer<'a> {
             }
             Builtin::Cpu => self.call(Helper::GetSmpProcessorId, span),
             Builtin::Nsecs => self.call(Helper::KtimeGetNs, span),
+            Builtin::Cgroup => self.call(Helper::GetCurrentCgroupId, span),
             Builtin::Cpid => self.imm(self.opts.cpid.unwrap_or(0) as i64, span),
             Builtin::Comm => {
                 let slot = self.b.new_slot(16);
@@ -839,9 +871,12 @@ impl<'a> FnLowerer<'a> {
 
     fn binary(&mut self, op: BinaryOp, lhs: &hir::Expr, rhs: &hir::Expr, ty: Ty, span: Span) -> Val {
         if matches!(op, BinaryOp::And | BinaryOp::Or)
-            || (compare_cond(op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. }))
+            || (compare_cond(op, lhs.ty).is_some() && !matches!(lhs.ty, Ty::Str { .. } | Ty::Buf { .. }))
         {
             return Val::Reg(self.materialize_cond(op, lhs, rhs, ty, span));
+        }
+        if let (Ty::Buf { .. }, BinaryOp::Eq | BinaryOp::Ne) = (lhs.ty, op) {
+            return Val::Reg(self.buf_eq(op, lhs, rhs, span));
         }
         if let (Ty::Str { .. }, BinaryOp::Eq | BinaryOp::Ne) = (lhs.ty, op) {
             return Val::Reg(self.str_eq(op, lhs, rhs, span));
@@ -994,6 +1029,43 @@ impl<'a> FnLowerer<'a> {
 /// is naturally aligned there (stack loads must be) and does not run past `n`.
 fn str_eq_piece_width(offset: u32, n: u32) -> u32 {
     [8u32, 4, 2, 1].into_iter().find(|&w| offset.is_multiple_of(w) && offset + w <= n).unwrap_or(1)
+}
+
+impl FnLowerer<'_> {
+    /// `a == b` (or `!=`) on two `buf[N]` of one length: every byte counts (no NUL ends
+    /// them), compared in the widest aligned pieces.
+    fn buf_eq(&mut self, op: BinaryOp, lhs: &hir::Expr, rhs: &hir::Expr, span: Span) -> Vreg {
+        let (Val::Str { slot: a, len }, Val::Str { slot: b, .. }) = (self.expr(lhs), self.expr(rhs)) else {
+            unreachable!("checker: buffer comparison of buffers")
+        };
+        let (eq_val, ne_val) = if op == BinaryOp::Eq { (1, 0) } else { (0, 1) };
+        let dst = self.reg();
+        let (equal, differ, join) = (self.b.new_block(), self.b.new_block(), self.b.new_block());
+        let mut offset = 0;
+        while offset < len {
+            let width = str_eq_piece_width(offset, len);
+            let (x, y) = (self.reg(), self.reg());
+            self.emit(Op::LoadSlot { dst: x, slot: a, offset, width: width as u8 }, span);
+            self.emit(Op::LoadSlot { dst: y, slot: b, offset, width: width as u8 }, span);
+            offset += width;
+            let same = if offset < len { self.b.new_block() } else { equal };
+            self.b.terminate(
+                Terminator::Branch { cond: Cond::Ne, lhs: x, rhs: Operand::Reg(y), then: differ, otherwise: same },
+                span,
+            );
+            if offset < len {
+                self.b.switch_to(same);
+            }
+        }
+        self.b.switch_to(equal);
+        self.emit(Op::Mov { dst, src: Operand::Imm(eq_val) }, span);
+        self.b.terminate(Terminator::Jump(join), span);
+        self.b.switch_to(differ);
+        self.emit(Op::Mov { dst, src: Operand::Imm(ne_val) }, span);
+        self.b.terminate(Terminator::Jump(join), span);
+        self.b.switch_to(join);
+        dst
+    }
 }
 
 /// `0x01` and `0x80` repeated over `width` bytes (as the IR's signed 64-bit immediates).

@@ -48,6 +48,7 @@ pub(crate) fn scalar(ty: Ty) -> manifest::ScalarType {
         Ty::Int { bytes, signed } => manifest::ScalarType::Int { bytes, signed },
         Ty::Bool => manifest::ScalarType::Bool,
         Ty::Str { len } => manifest::ScalarType::Str { len },
+        Ty::Buf { len } => manifest::ScalarType::Buf { len },
         Ty::Stack { user, depth } => manifest::ScalarType::Stack { space: stack_space(user), depth },
     }
 }
@@ -105,6 +106,7 @@ fn manifest_kind(kind: MapKind) -> manifest::MapKind {
         MapKind::Min => manifest::MapKind::Min,
         MapKind::Max => manifest::MapKind::Max,
         MapKind::Avg => manifest::MapKind::Avg,
+        MapKind::Stats => manifest::MapKind::Stats,
         MapKind::Hist => manifest::MapKind::Hist,
         MapKind::Lhist { lo, hi, step } => manifest::MapKind::Lhist { lo, hi, step },
         MapKind::Hash => manifest::MapKind::Hash,
@@ -138,7 +140,7 @@ pub fn layout(def: &MapDef) -> MapLayout {
     let signed = def.value.is_signed();
     let (value_size, value) = match def.kind {
         MapKind::Min | MapKind::Max => (16, manifest::ValueLayout::Extremum { signed }),
-        MapKind::Avg => (16, manifest::ValueLayout::SumCount { signed }),
+        MapKind::Avg | MapKind::Stats => (16, manifest::ValueLayout::SumCount { signed }),
         MapKind::Hash | MapKind::Array { .. } => {
             (align_to(def.value.size(), 8), manifest::ValueLayout::Scalar { ty: scalar(def.value) })
         }
@@ -156,6 +158,8 @@ pub fn layout(def: &MapDef) -> MapLayout {
         buckets.unwrap_or(1)
     };
     let kind = match (per_cpu, is_array) {
+        (true, false) if def.lru => MapType::LruPerCpuHash,
+        (false, false) if def.lru => MapType::LruHash,
         (true, true) => MapType::PerCpuArray,
         (true, false) => MapType::PerCpuHash,
         (false, true) => MapType::Array,

@@ -40,6 +40,15 @@ pub fn lower(program: &hir::Program, source: &str, opts: &LowerOptions) -> Lower
             hir::Attach::Uprobe { path, symbol, .. } => {
                 ("uprobe", manifest::Attach::Uprobe { path: path.clone(), symbol: symbol.clone() })
             }
+            hir::Attach::Usdt { path, provider, name, address, .. } => (
+                "uprobe",
+                manifest::Attach::Usdt {
+                    path: path.clone(),
+                    provider: provider.clone(),
+                    name: name.clone(),
+                    address: *address,
+                },
+            ),
             hir::Attach::Uretprobe { path, symbol, .. } => {
                 ("uretprobe", manifest::Attach::Uretprobe { path: path.clone(), symbol: symbol.clone() })
             }

@@ -11,16 +11,15 @@ use crate::hir::{self, MapKind};
 /// Seconds per unit a `for` duration may be written in.
 const DURATION_UNITS: &[(&str, f64)] = &[("s", 1.0), ("m", 60.0), ("h", 3600.0)];
 
-/// What the daemon observes per window for a sentinel of this kind, or `None` when the kind
-/// gives no per-window signal (a `min`/`max` never goes back down; a hash or array holds
-/// values, not events).
-pub fn sentinel_observation(kind: MapKind) -> Option<&'static str> {
+/// Whether the daemon can turn a sentinel of this kind into one observation per window: the
+/// p99 of a `hist`/`lhist`'s new values, the mean of an `avg`'s, the rate of a `count`/`sum`.
+/// A `min`/`max` never goes back down, and a hash or array holds values, not events.
+pub fn gives_window_signal(kind: MapKind) -> bool {
     match kind {
-        MapKind::Hist | MapKind::Lhist { .. } => Some("the p99 of the values recorded in the window"),
-        MapKind::Avg => Some("the mean of the values recorded in the window"),
-        MapKind::Count => Some("the events per second in the window"),
-        MapKind::Sum => Some("the amount added per second in the window"),
-        MapKind::Min | MapKind::Max | MapKind::Hash | MapKind::Array { .. } => None,
+        MapKind::Hist | MapKind::Lhist { .. } | MapKind::Avg | MapKind::Count | MapKind::Sum => true,
+        MapKind::Min | MapKind::Max | MapKind::Hash | MapKind::Array { .. } => false,
+        // Not (yet) a signal the daemon reads.
+        MapKind::Stats => false,
     }
 }
 
@@ -95,7 +94,7 @@ impl Checker<'_> {
         let map = &self.maps[id];
         // An invalid kind was already reported at the declaration.
         let kind = map.kind?;
-        if sentinel_observation(kind).is_none() {
+        if !gives_window_signal(kind) {
             let map_span = map.span;
             self.report(
                 Diagnostic::error("E0251", format!("map `{name}` cannot be a sentinel"), sentinel.span)

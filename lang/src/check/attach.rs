@@ -36,6 +36,7 @@ impl Checker<'_> {
                 (vec![path.as_str()], symbol.as_str())
             }
             AttachKind::RawTracepoint { name } => (vec![], name.as_str()),
+            AttachKind::Usdt { site: None, .. } => return self.expand_usdt(point),
             _ => return vec![point.clone()],
         };
         if let Some(fixed) = fixed_parts.iter().find(|part| is_wildcard(part)) {
@@ -330,6 +331,7 @@ fn attach_text(kind: &AttachKind) -> String {
         AttachKind::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
         AttachKind::Uprobe { path, symbol } => format!("uprobe:{path}:{symbol}"),
         AttachKind::Uretprobe { path, symbol } => format!("uretprobe:{path}:{symbol}"),
+        AttachKind::Usdt { path, provider, name, .. } => format!("usdt:{path}:{provider}:{name}"),
         AttachKind::RawTracepoint { name } => format!("rawtracepoint:{name}"),
         AttachKind::Profile { hz } => format!("profile:hz:{hz}"),
         AttachKind::Interval { unit, count } => format!("interval:{}:{count}", unit.as_str()),

@@ -28,6 +28,7 @@ pub(super) const BUILTINS: &[(&str, Builtin, Ty)] = &[
     ("cpu", Builtin::Cpu, Ty::U32),
     ("nsecs", Builtin::Nsecs, Ty::U64),
     ("cpid", Builtin::Cpid, Ty::U32),
+    ("cgroup", Builtin::Cgroup, Ty::U64),
 ];
 
 /// Probe-kind specific names (`arg0`..`arg5`, `retval`).
@@ -86,6 +87,24 @@ fn is_comparison(op: BinaryOp) -> bool {
 }
 
 /// The type of a value for messages.
+/// When either operand is a `buf`: their common type, or (as an error) both types when they
+/// differ. `None` when neither is a buffer.
+fn buffer_operands(lhs: &Val, rhs: &Val) -> Option<Result<Ty, (String, String)>> {
+    let ty = |val: &Val| match val {
+        Val::Typed(expr) => Some(expr.ty),
+        _ => None,
+    };
+    let is_buf = |ty: Option<Ty>| matches!(ty, Some(Ty::Buf { .. }));
+    let (l, r) = (ty(lhs), ty(rhs));
+    if !is_buf(l) && !is_buf(r) {
+        return None;
+    }
+    match (l, r) {
+        (Some(l), Some(r)) if l == r => Some(Ok(l)),
+        _ => Some(Err((describe(lhs), describe(rhs)))),
+    }
+}
+
 fn describe(val: &Val) -> String {
     match val {
         Val::Typed(expr) => format!("`{}`", expr.ty),
@@ -505,6 +524,19 @@ impl Checker<'_> {
             Ty::Str { len: len(&lhs).max(len(&rhs)) }
         } else if is_bool(&lhs) && is_bool(&rhs) && equality {
             Ty::Bool
+        } else if let (Some(buffer), true) = (buffer_operands(&lhs, &rhs), equality) {
+            // Raw bytes compare whole: only buffers of one length.
+            match buffer {
+                Ok(ty) => ty,
+                Err((l, r)) => {
+                    self.report(
+                        Diagnostic::error("E0263", format!("cannot compare {l} with {r}"), span)
+                            .label("buffers compare only with buffers of the same length")
+                            .with_help("read both with the same length: `buf(p, N) == buf(q, N)`"),
+                    );
+                    return Val::Error;
+                }
+            }
         } else {
             let help = if is_str(&lhs) && is_str(&rhs) {
                 "strings compare only with `==` and `!=`"

@@ -18,7 +18,8 @@ pub const MAX_LHIST_BUCKETS: i128 = 1024;
 /// Most slots an `array[N]` may have (its kernel map is allocated whole when loaded).
 pub const MAX_ARRAY_LEN: u64 = 1 << 20;
 
-const MAP_KINDS: &[&str] = &["count", "sum", "min", "max", "avg", "hist", "lhist", "hash", "array", "percpu_array"];
+const MAP_KINDS: &[&str] =
+    &["count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "hash", "lru_hash", "array", "percpu_array"];
 const TYPE_NAMES: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "str"];
 
 impl Checker<'_> {
@@ -265,6 +266,7 @@ impl Checker<'_> {
             Some(MapKind::Array { len, .. }) => (Some(vec![Ty::U64]), Some(len as u64)),
             _ => (key, decl.max.as_ref().map(|max| max.node)),
         };
+        let lru = self.map_flags(decl, is_array);
         let id = self.maps.len();
         self.maps.push(MapInfo {
             name: name.clone(),
@@ -274,8 +276,34 @@ impl Checker<'_> {
             value: if kind.is_some_and(MapKind::is_plain) { value } else { None },
             max_entries,
             records_signed: false,
+            lru,
         });
         self.map_ids.insert(name.clone(), id);
+    }
+
+    /// Whether the map is LRU-backed: `lru_hash`, or the `lru` flag after `max N` on a keyed map
+    /// (E0260 for an unknown flag, E0261 for `lru` on a map without keys).
+    fn map_flags(&mut self, decl: &ast::MapDecl, is_array: bool) -> bool {
+        let name = &decl.name.node;
+        let mut lru = matches!(decl.kind.node, MapKindAst::LruHash);
+        for flag in &decl.flags {
+            if flag.node != "lru" {
+                self.report(
+                    Diagnostic::error("E0260", format!("unknown map flag `{}`", flag.node), flag.span)
+                        .label("not a map flag")
+                        .with_help("the only map flag is `lru`, after `max N`: `map seen: count[u32] max 1024 lru;`"),
+                );
+            } else if is_array || decl.key.is_empty() {
+                self.report(
+                    Diagnostic::error("E0261", format!("map `{name}` has no keys to evict"), flag.span)
+                        .label("`lru` applies to keyed maps")
+                        .with_help("remove `lru`, or give the map keys and a size: `count[u32] max 1024 lru`"),
+                );
+            } else {
+                lru = true;
+            }
+        }
+        lru
     }
 
     /// The parts of an array declaration `map NAME: array[N] -> TYPE;` that `map_kind`
@@ -346,7 +374,8 @@ impl Checker<'_> {
             MapKindAst::Max => MapKind::Max,
             MapKindAst::Avg => MapKind::Avg,
             MapKindAst::Hist => MapKind::Hist,
-            MapKindAst::Hash => MapKind::Hash,
+            MapKindAst::Hash | MapKindAst::LruHash => MapKind::Hash,
+            MapKindAst::Stats => MapKind::Stats,
             MapKindAst::Lhist { lo, hi, step } => {
                 let (lo, hi, step) = (*lo, *hi, *step);
                 let problem = if lo >= hi {
@@ -372,7 +401,7 @@ impl Checker<'_> {
                 let help = match closest(name, MAP_KINDS.iter().copied()) {
                     Some(kind) => format!("did you mean `{kind}`?"),
                     None => {
-                        "the map kinds are count, sum, min, max, avg, hist, lhist(lo, hi, step), hash, array[N] and percpu_array[N]".to_string()
+                        "the map kinds are count, sum, min, max, avg, stats, hist, lhist(lo, hi, step), hash, lru_hash, array[N] and percpu_array[N]".to_string()
                     }
                 };
                 self.report(
@@ -412,6 +441,15 @@ impl Checker<'_> {
             }
             TypeExprKind::Str(len) if (1..=MAX_STR_LEN).contains(len) => Some(Ty::Str { len: *len as u32 }),
             TypeExprKind::Stack { user, depth } => self.resolve_stack_type(*user, *depth, ty.span),
+            TypeExprKind::Buf(len) if (1..=MAX_STR_LEN).contains(len) => Some(Ty::Buf { len: *len as u32 }),
+            TypeExprKind::Buf(len) => {
+                self.report(
+                    Diagnostic::error("E0262", format!("invalid buffer length {len}"), ty.span)
+                        .label(format!("must be 1 to {MAX_STR_LEN}"))
+                        .with_help("e.g. `buf[16]` for 16 raw bytes"),
+                );
+                None
+            }
             TypeExprKind::Str(len) => {
                 self.report(
                     Diagnostic::error("E0216", format!("invalid string length {len}"), ty.span)

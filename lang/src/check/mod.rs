@@ -15,6 +15,7 @@ mod lints;
 mod output;
 mod probe;
 mod stack;
+mod usdt;
 
 use crate::ast;
 use crate::diag::Diagnostic;
@@ -69,6 +70,8 @@ struct MapInfo {
     max_entries: Option<u64>,
     /// An aggregation recorded a signed value somewhere: its value type is `i64`.
     records_signed: bool,
+    /// Backed by an LRU kernel map (`lru_hash`, or the `lru` flag).
+    lru: bool,
 }
 
 /// A `const`: its folded value, or `None` when its expression had errors.
@@ -190,6 +193,7 @@ impl MapInfo {
             key: self.key.clone().unwrap_or_default(),
             value,
             max_entries: self.max_entries,
+            lru: self.lru,
         }
     }
 }

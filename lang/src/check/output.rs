@@ -95,6 +95,29 @@ impl Checker<'_> {
         ok.then_some(StmtKind::Emit { event, values })
     }
 
+    /// `clear m;` for map `map`: a record of the reserved event type [`hir::CLEAR_EVENT`]
+    /// (one `u32` field, the map's id) that tells user space to empty the map. The runtime
+    /// clears it when it reads the record, so clearing is asynchronous: updates the probes
+    /// make before the runtime gets there are cleared too.
+    pub(super) fn clear(&mut self, map: hir::MapId, span: Span) -> Option<StmtKind> {
+        let event = match self.events.by_name.get(hir::CLEAR_EVENT) {
+            Some(&event) => event,
+            None => {
+                let event = self.events.defs.len();
+                self.events.defs.push(EventDef {
+                    name: hir::CLEAR_EVENT.to_string(),
+                    span,
+                    fields: vec![EventField { name: hir::CLEAR_EVENT_MAP_FIELD.to_string(), ty: Ty::U32 }],
+                    format: None,
+                });
+                self.events.by_name.insert(hir::CLEAR_EVENT.to_string(), event);
+                event
+            }
+        };
+        let id = hir::Expr { kind: hir::ExprKind::Int(map as u64), ty: Ty::U32, span };
+        Some(StmtKind::Emit { event, values: vec![id] })
+    }
+
     /// The first `emit` of a name: its values' types become the event's field types.
     fn define_emit(&mut self, name: &Ident, fields: &[ast::EmitField], span: Span) -> Option<StmtKind> {
         let mut values = Vec::new();

@@ -31,6 +31,8 @@ enum ProbeKind {
     RawTracepoint,
     /// `profile`, `interval`, `begin`, `end`: no context values at all.
     NoContext,
+    /// A USDT site: `arg0..` as its note describes them (`ProbeCx::usdt_args`).
+    Usdt,
 }
 
 /// What the checker knows about the fields of the probe's tracepoint.
@@ -62,6 +64,8 @@ pub(super) struct ProbeCx {
     scopes: Vec<HashMap<String, LocalId>>,
     /// The attach point's full name, the value of the `probe` builtin.
     full_name: String,
+    /// A USDT site's arguments, each parsed or refused (reported when used).
+    usdt_args: Vec<Result<crate::usdt::UsdtArg, String>>,
 }
 
 fn kind_name(kind: MapKind) -> &'static str {
@@ -71,6 +75,7 @@ fn kind_name(kind: MapKind) -> &'static str {
         MapKind::Min => "min",
         MapKind::Max => "max",
         MapKind::Avg => "avg",
+        MapKind::Stats => "stats",
         MapKind::Hist => "hist",
         MapKind::Lhist { .. } => "lhist",
         MapKind::Hash => "hash",
@@ -144,15 +149,7 @@ impl Checker<'_> {
         }
         let attach = attach?;
         let rate = self.probe_rate(decl, &attach);
-        Some(hir::Probe {
-            attach,
-            span: decl.span,
-            rate,
-            activation: None,
-            predicate,
-            body,
-            locals: cx.locals,
-        })
+        Some(hir::Probe { attach, span: decl.span, rate, activation: None, predicate, body, locals: cx.locals })
     }
 
     fn tracepoint_fields(
@@ -182,6 +179,7 @@ impl Checker<'_> {
             local_readonly: Vec::new(),
             scopes: Vec::new(),
             full_name: String::new(),
+            usdt_args: Vec::new(),
         };
         let attach = match &point.kind {
             AttachKind::Tracepoint { category, name } => {
@@ -224,6 +222,16 @@ impl Checker<'_> {
                     hir::Attach::Uretprobe { path, symbol, span }
                 } else {
                     hir::Attach::Uprobe { path, symbol, span }
+                }
+            }
+            AttachKind::Usdt { path, provider, name, site } => {
+                cx.kind = ProbeKind::Usdt;
+                match self.attach_usdt(path, provider, name, *site, span) {
+                    Some((attach, args)) => {
+                        cx.usdt_args = args;
+                        attach
+                    }
+                    None => return (cx, None),
                 }
             }
             AttachKind::RawTracepoint { .. }
@@ -306,6 +314,7 @@ impl Checker<'_> {
         let is_retval = name == "retval";
         let val = match kind {
             ProbeKind::Unknown => Val::Error,
+            ProbeKind::Usdt => self.usdt_arg(name, span),
             ProbeKind::RawTracepoint | ProbeKind::NoContext => return Some(self.other_kind_context_name(name, span)),
             ProbeKind::Uretprobe if is_retval => Val::Typed(hir::Expr { kind: ExprKind::Retval, ty: Ty::U64, span }),
             ProbeKind::Uprobe | ProbeKind::Uretprobe if !is_retval => {
@@ -333,6 +342,67 @@ impl Checker<'_> {
         Some(val)
     }
 
+    /// `argN` of a USDT probe: the site's N-th argument spec read as it says (a register of
+    /// the context, a constant, or an integer in user memory).
+    fn usdt_arg(&mut self, name: &str, span: Span) -> Val {
+        let Some(cx) = self.probe.as_ref() else { return Val::Error };
+        if name == "retval" {
+            self.report(
+                Diagnostic::error("E0306", "`retval` is not available in usdt probes", span)
+                    .label("a USDT probe has arguments, no return value")
+                    .with_help("read the probe's arguments as `arg0`, `arg1`, .."),
+            );
+            return Val::Error;
+        }
+        let index = (name.as_bytes()[3] - b'0') as usize;
+        let count = cx.usdt_args.len();
+        let arg = match cx.usdt_args.get(index).cloned() {
+            Some(Ok(arg)) => arg,
+            Some(Err(problem)) => {
+                self.report(
+                    Diagnostic::error("E0265", format!("cannot read USDT argument `{name}`"), span)
+                        .label(problem)
+                        .with_help("ppis reads registers, constants and register+offset memory operands"),
+                );
+                return Val::Error;
+            }
+            None => {
+                self.report(
+                    Diagnostic::error("E0267", format!("the USDT probe has no `{name}`"), span)
+                        .label(format!("its note declares {count} argument{}", if count == 1 { "" } else { "s" }))
+                        .with_help("list a binary's probes and their arguments with `readelf -n PATH`"),
+                );
+                return Val::Error;
+            }
+        };
+        let ty = Ty::Int { bytes: arg.size, signed: arg.signed };
+        let kind = match arg.operand {
+            crate::usdt::UsdtOperand::Constant(value) => ExprKind::Int(value as u64),
+            crate::usdt::UsdtOperand::Register { offset } => {
+                ExprKind::CtxField { offset, size: u32::from(arg.size), signed: arg.signed }
+            }
+            crate::usdt::UsdtOperand::Memory { base_offset, displacement } => {
+                let base = hir::Expr {
+                    kind: ExprKind::CtxField { offset: base_offset, size: 8, signed: false },
+                    ty: Ty::U64,
+                    span,
+                };
+                let displacement = hir::Expr { kind: ExprKind::Int(displacement as u64), ty: Ty::U64, span };
+                let address = hir::Expr {
+                    kind: ExprKind::Binary {
+                        op: crate::ast::BinaryOp::Add,
+                        lhs: Box::new(base),
+                        rhs: Box::new(displacement),
+                    },
+                    ty: Ty::U64,
+                    span,
+                };
+                ExprKind::ReadInt { address: Box::new(address), size: arg.size, signed: arg.signed }
+            }
+        };
+        Val::Typed(hir::Expr { kind, ty, span })
+    }
+
     /// The tracepoint field `args.NAME`, or `None` (reported) if there is none to read.
     fn resolve_field(&mut self, field: &Ident, span: Span) -> Option<TracepointField> {
         let Some(cx) = self.probe.as_mut() else {
@@ -345,7 +415,7 @@ impl Checker<'_> {
         };
         match cx.kind {
             ProbeKind::Unknown => None,
-            ProbeKind::RawTracepoint | ProbeKind::NoContext => {
+            ProbeKind::RawTracepoint | ProbeKind::NoContext | ProbeKind::Usdt => {
                 self.report_args_unavailable(span);
                 None
             }
@@ -702,6 +772,10 @@ impl Checker<'_> {
             ast::StmtKind::For { var, start, end, body } => self.for_loop(var, start, end, body)?,
             ast::StmtKind::Emit { name, fields } => self.emit(name, fields, stmt.span)?,
             ast::StmtKind::Print { args } => self.print(args, stmt.span)?,
+            ast::StmtKind::Clear { map } => {
+                let id = self.resolve_map(map)?;
+                self.clear(id, stmt.span)?
+            }
             ast::StmtKind::Error => {
                 self.saw_parse_error = true;
                 return None;
@@ -929,8 +1003,8 @@ impl Checker<'_> {
             self.check_loose(args);
             return self.stack_outside_key(&name.node, span);
         }
-        if name.node != "str" {
-            let help = match closest(&name.node, ["str"]) {
+        if name.node != "str" && name.node != "buf" {
+            let help = match closest(&name.node, ["str", "buf"]) {
                 Some(close) => format!("did you mean `{close}`? The built-in functions are `str(ptr, N)`"),
                 None => "the only built-in function is `str(ptr, N)`, a bounded string read".to_string(),
             };
@@ -996,6 +1070,11 @@ impl Checker<'_> {
             _ => hir::AddressSpace::User,
         };
         match (ptr, len) {
+            (Some(ptr), Some(len)) if name.node == "buf" => Val::Typed(hir::Expr {
+                kind: ExprKind::ReadBuf { ptr: Box::new(ptr), len, space },
+                ty: Ty::Buf { len },
+                span,
+            }),
             (Some(ptr), Some(len)) => Val::Typed(hir::Expr {
                 kind: ExprKind::ReadStr { ptr: Box::new(ptr), len, space },
                 ty: Ty::Str { len },

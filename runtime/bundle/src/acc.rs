@@ -399,6 +399,8 @@ pub enum Arg {
     InBuffer { len_arg: u8 },
     /// A length: a scalar in `1..=512` (it sizes a stack buffer).
     Length,
+    /// The program's context pointer, unmoved.
+    Context,
     /// Any initialised value (flags, an unsafe pointer the helper reads with fault handling).
     Any,
 }
@@ -474,9 +476,33 @@ pub const HELPERS: &[HelperSignature] = &[
         returns: Returns::Scalar(Range::TOP),
     },
     HelperSignature {
+        id: helper::GET_STACKID,
+        name: "get_stackid",
+        args: &[Arg::Context, Arg::Map, Arg::Any],
+        returns: Returns::Scalar(Range::TOP),
+    },
+    HelperSignature {
         id: helper::PROBE_READ_KERNEL_STR,
         name: "probe_read_kernel_str",
         args: &[Arg::OutBuffer { len_arg: 2 }, Arg::Length, Arg::Any],
+        returns: Returns::Scalar(Range::TOP),
+    },
+    HelperSignature {
+        id: helper::PROBE_READ_USER,
+        name: "probe_read_user",
+        args: &[Arg::OutBuffer { len_arg: 2 }, Arg::Length, Arg::Any],
+        returns: Returns::Scalar(Range::TOP),
+    },
+    HelperSignature {
+        id: helper::PROBE_READ_KERNEL,
+        name: "probe_read_kernel",
+        args: &[Arg::OutBuffer { len_arg: 2 }, Arg::Length, Arg::Any],
+        returns: Returns::Scalar(Range::TOP),
+    },
+    HelperSignature {
+        id: helper::GET_CURRENT_CGROUP_ID,
+        name: "get_current_cgroup_id",
+        args: &[],
         returns: Returns::Scalar(Range::TOP),
     },
     HelperSignature {
@@ -846,6 +872,11 @@ impl Program<'_> {
                 Arg::Length => {
                     if !matches!(value, Value::Scalar(_)) {
                         return Err(bad("not a length"));
+                    }
+                }
+                Arg::Context => {
+                    if value != Value::Ctx(Offsets::exact(0)) {
+                        return Err(bad("not the context"));
                     }
                 }
                 Arg::Any => {}
@@ -1662,7 +1693,7 @@ impl Invariants {
                 if let Some(r) = location.strip_prefix('r').and_then(|r| r.parse::<usize>().ok()).filter(|r| *r < 10) {
                     state.regs[r] = parse_value(value, maps).ok_or_else(bad)?;
                 } else if let Some(off) = location.strip_prefix("fp").and_then(|o| o.parse::<i64>().ok()) {
-                    if off >= 0 || off < -STACK_BYTES || off % 8 != 0 {
+                    if !(-STACK_BYTES..0).contains(&off) || off % 8 != 0 {
                         return Err(bad());
                     }
                     let (k, _) = slot_of(off);

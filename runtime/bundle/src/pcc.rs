@@ -440,16 +440,25 @@ pub fn check_invariants(object: &[u8], invariants: &[u8]) -> Result<BTreeMap<Str
     Ok(bounds)
 }
 
+/// A program `produce_invariants` could not annotate, and why.
+pub type SkippedProgram = (String, String);
+
 /// What `ppisc` ships as `invariants.json`: the abstract interpretation of every program of
 /// `object`, run to a fixpoint on the final bytecode. A program the analysis cannot prove safe
 /// (or whose loop it cannot bound) is left out and listed in the second result with why; the
 /// loader then applies the rules for a bundle without invariants to it (no loops).
-pub fn produce_invariants(object: &[u8]) -> Result<(Vec<u8>, Vec<(String, String)>), PccError> {
+pub fn produce_invariants(object: &[u8]) -> Result<(Vec<u8>, Vec<SkippedProgram>), PccError> {
     let parsed = ParsedObject::parse(object)?;
     let mut programs = BTreeMap::new();
     let mut skipped = Vec::new();
     for (name, program) in &parsed.programs {
         let code = decode(name, &program.code)?;
+        if let Err(error) =
+            check_instructions(name, program.kind, &code).and_then(|()| control_flow(name, &code, true).map(|_| ()))
+        {
+            skipped.push((name.clone(), error.message));
+            continue;
+        }
         let analysed = acc::Program::new(program.kind, &code, &program.map_refs, &parsed.maps);
         match acc::analyse(&analysed) {
             Ok(invariants) => {
@@ -503,7 +512,7 @@ impl ProgramKind {
     fn of_attach(attach: &Attach) -> ProgramKind {
         match attach {
             Attach::Tracepoint { .. } => ProgramKind::Tracepoint,
-            Attach::Uprobe { .. } => ProgramKind::Uprobe,
+            Attach::Uprobe { .. } | Attach::Usdt { .. } => ProgramKind::Uprobe,
             Attach::Uretprobe { .. } => ProgramKind::Uretprobe,
             Attach::RawTracepoint { .. } | Attach::Begin | Attach::End => ProgramKind::RawTracepoint,
             Attach::Profile { .. } | Attach::Interval { .. } => ProgramKind::PerfEvent,
@@ -549,6 +558,9 @@ impl ProgramKind {
             helper::PROBE_READ_KERNEL_STR,
             helper::GET_STACKID,
             helper::RINGBUF_OUTPUT,
+            helper::GET_CURRENT_CGROUP_ID,
+            helper::PROBE_READ_USER,
+            helper::PROBE_READ_KERNEL,
         ]
     }
 }
@@ -569,6 +581,11 @@ pub mod helper {
     pub const GET_STACKID: i32 = 27;
     /// `emit`/`print`: copies a stack record into the ring buffer.
     pub const RINGBUF_OUTPUT: i32 = 130;
+    /// `cgroup`: the current task's cgroup v2 id.
+    pub const GET_CURRENT_CGROUP_ID: i32 = 80;
+    /// `buf(ptr, N)`: copies N raw bytes into a stack buffer.
+    pub const PROBE_READ_USER: i32 = 112;
+    pub const PROBE_READ_KERNEL: i32 = 113;
 }
 
 /// `sizeof(struct pt_regs)` on x86-64, the context of uprobe programs.
@@ -591,6 +608,10 @@ enum MapType {
     StackTrace,
     /// `BPF_MAP_TYPE_RINGBUF`, where `emit`/`print` records go.
     RingBuf,
+    /// `BPF_MAP_TYPE_LRU_HASH` (`lru_hash`).
+    LruHash,
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH` (keyed aggregations declared `lru`).
+    LruPerCpuHash,
 }
 
 impl MapType {
@@ -601,6 +622,8 @@ impl MapType {
             5 => Some(MapType::PerCpuHash),
             6 => Some(MapType::PerCpuArray),
             7 => Some(MapType::StackTrace),
+            9 => Some(MapType::LruHash),
+            10 => Some(MapType::LruPerCpuHash),
             27 => Some(MapType::RingBuf),
             _ => None,
         }
@@ -984,6 +1007,7 @@ impl Prices<'_> {
                     Some(MapType::StackTrace) | None => cost.max(),
                     // Nor on a ring buffer (only `ringbuf_output`, priced below).
                     Some(MapType::RingBuf) => cost.max(),
+                    Some(MapType::LruHash | MapType::LruPerCpuHash) => cost.lru_hash,
                 };
                 let helper_ns = match insn.imm {
                     helper::MAP_LOOKUP_ELEM => by_map(&h.map_lookup_elem),
@@ -997,6 +1021,9 @@ impl Prices<'_> {
                     helper::PROBE_READ_USER_STR => h.probe_read_user_str.cost(read_len),
                     helper::PROBE_READ_KERNEL_STR => h.probe_read_kernel_str.cost(read_len),
                     helper::GET_STACKID => h.get_stackid,
+                    helper::GET_CURRENT_CGROUP_ID => h.get_current_cgroup_id,
+                    helper::PROBE_READ_USER => h.probe_read_user.cost(read_len),
+                    helper::PROBE_READ_KERNEL => h.probe_read_kernel.cost(read_len),
                     // `read_len` is the record size (r3) for this helper.
                     helper::RINGBUF_OUTPUT => h.ringbuf_output.cost(read_len),
                     // Unreachable after `check_instructions`; priced like the dearest helper.
@@ -1174,9 +1201,9 @@ fn worst_path_with_loops(
             .max()
             .unwrap_or(0);
         cost[head] = iteration.saturating_mul(trips).saturating_add(leaving);
-        for pc in 0..n {
-            if members.contains(&rep[pc]) {
-                rep[pc] = head;
+        for representative in rep.iter_mut() {
+            if members.contains(representative) {
+                *representative = head;
             }
         }
         for member in members.iter().filter(|m| **m != head) {

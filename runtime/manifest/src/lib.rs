@@ -127,13 +127,16 @@ pub struct Activation {
 /// mode, `hz` samples a second on every online CPU; `Interval`: the same event firing every
 /// `period_ms` on one CPU (the first online); both BPF_PROG_TYPE_PERF_EVENT. `Begin`/`End`:
 /// raw tracepoint programs reading no arguments, run once with BPF_PROG_TEST_RUN before the
-/// other probes attach / after they are detached and before the maps are read.
+/// other probes attach / after they are detached and before the maps are read. `Usdt`: a
+/// USDT probe site, a uprobe at the instruction at virtual `address` of `path`, which the
+/// runtime checks against the file's `.note.stapsdt` before attaching.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Attach {
     Tracepoint { category: String, name: String },
     Uprobe { path: String, symbol: String },
     Uretprobe { path: String, symbol: String },
+    Usdt { path: String, provider: String, name: String, address: u64 },
     RawTracepoint { name: String },
     Profile { hz: u64 },
     Interval { period_ms: u64 },
@@ -154,6 +157,7 @@ impl std::fmt::Display for Attach {
             Attach::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             Attach::Uprobe { path, symbol } => write!(f, "uprobe:{path}:{symbol}"),
             Attach::Uretprobe { path, symbol } => write!(f, "uretprobe:{path}:{symbol}"),
+            Attach::Usdt { path, provider, name, .. } => write!(f, "usdt:{path}:{provider}:{name}"),
             Attach::RawTracepoint { name } => write!(f, "rawtracepoint:{name}"),
             Attach::Profile { hz } => write!(f, "profile:hz:{hz}"),
             Attach::Interval { period_ms } => write!(f, "interval:ms:{period_ms}"),
@@ -194,6 +198,9 @@ pub enum MapKind {
     Min,
     Max,
     Avg,
+    /// `stats`: per CPU the sum and count of the recorded values (`SumCount`), read as count,
+    /// total and average.
+    Stats,
     /// Power-of-two histogram: bucket 0 counts negative values, 1 zero, `2 + k` the values
     /// in `[2^k, 2^(k+1))`.
     Hist,
@@ -238,6 +245,10 @@ pub enum ScalarType {
     Stack {
         space: StackSpace,
         depth: u8,
+    },
+    /// `buf[N]`: `len` raw bytes, printed hex-escaped (`\\x01\\x02`), in JSON a hex string.
+    Buf {
+        len: u32,
     },
 }
 

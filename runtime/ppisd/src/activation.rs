@@ -44,6 +44,7 @@ fn number(value: &Value) -> f64 {
         Value::Uint(number) => *number as f64,
         Value::Int(number) => *number as f64,
         Value::Bool(flag) => f64::from(u8::from(*flag)),
+        Value::Stats { avg, .. } => number(avg),
         // Strings and stacks are keys, never aggregated values.
         _ => 0.0,
     }

@@ -115,7 +115,9 @@ fn number(value: &Value) -> f64 {
         Value::Int(n) => *n as f64,
         Value::Bool(b) => f64::from(u8::from(*b)),
         // Strings as values do not happen for aggregations; hash maps of strings are skipped.
-        Value::Str(_) | Value::Stack(_) => f64::NAN,
+        Value::Str(_) | Value::Stack(_) | Value::Buf(_) => f64::NAN,
+        // A `stats` map exports its average, as an `avg` map does.
+        Value::Stats { avg, .. } => number(avg),
     }
 }
 
@@ -140,6 +142,7 @@ fn describe(kind: &MapKind) -> (&'static str, MetricType) {
         MapKind::Min => ("min", MetricType::Gauge),
         MapKind::Max => ("max", MetricType::Gauge),
         MapKind::Avg => ("avg", MetricType::Gauge),
+        MapKind::Stats => ("stats (average)", MetricType::Gauge),
         MapKind::Hist | MapKind::Lhist { .. } => ("histogram", MetricType::Histogram),
         MapKind::Hash => ("hash map", MetricType::Gauge),
         MapKind::Array { .. } => ("array", MetricType::Gauge),

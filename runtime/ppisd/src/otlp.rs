@@ -184,6 +184,8 @@ fn any_value_of(value: &Value) -> AnyValue {
         Value::Bool(b) => any_value::Value::BoolValue(*b),
         Value::Str(text) => any_value::Value::StringValue(text.clone()),
         Value::Stack(stack) => any_value::Value::StringValue(ppis_runtime::stacks::folded_frames(stack)),
+        Value::Stats { .. } => any_value::Value::StringValue(value.to_string()),
+        Value::Buf(bytes) => any_value::Value::BytesValue(bytes.clone()),
     };
     AnyValue { value: Some(value) }
 }
@@ -196,7 +198,9 @@ fn point_value(value: &Value) -> Option<number_data_point::Value> {
         ),
         Value::Int(n) => Some(number_data_point::Value::AsInt(*n)),
         Value::Bool(b) => Some(number_data_point::Value::AsInt(i64::from(*b))),
-        Value::Str(_) | Value::Stack(_) => None,
+        Value::Str(_) | Value::Stack(_) | Value::Buf(_) => None,
+        // The average, as an `avg` map exports.
+        Value::Stats { avg, .. } => point_value(avg),
     }
 }
 
@@ -300,6 +304,7 @@ fn map_metric(map: &MapMetrics, times: Times) -> Option<Metric> {
         (MapKind::Min, _) => ("min", metric::Data::Gauge(Gauge { data_points: numbers })),
         (MapKind::Max, _) => ("max", metric::Data::Gauge(Gauge { data_points: numbers })),
         (MapKind::Avg, _) => ("avg", metric::Data::Gauge(Gauge { data_points: numbers })),
+        (MapKind::Stats, _) => ("stats (average)", metric::Data::Gauge(Gauge { data_points: numbers })),
         (MapKind::Hash, _) => ("hash map", metric::Data::Gauge(Gauge { data_points: numbers })),
         (MapKind::Array { .. }, _) => ("array", metric::Data::Gauge(Gauge { data_points: numbers })),
         (MapKind::Hist | MapKind::Lhist { .. }, _) => return None,

@@ -20,11 +20,12 @@ static KERNEL: Mutex<()> = Mutex::new(());
 
 /// The thread whose sleeps are the sentinel.
 const SLEEPER: &str = "ppisd_sleeper";
-/// The thread whose getppid calls the dormant probe counts.
+/// The thread whose getresuid calls the dormant probe counts (a syscall no other test makes
+/// often: the probe's breaker would trip on another process's storm of a common one).
 const DEEP: &str = "ppisd_deep";
 
 /// Sentinel: the latency (µs) of `clock_nanosleep` in the sleeper thread, in 5 ms buckets.
-/// Dormant: counts the deep thread's getppid calls, attached only while the sentinel is
+/// Dormant: counts the deep thread's getresuid calls, attached only while the sentinel is
 /// anomalous.
 fn source() -> String {
     let pid = std::process::id();
@@ -40,21 +41,22 @@ fn source() -> String {
          \x20       sleep_us.record((nsecs - t0) / 1000);\n\
          \x20       delete sleep_start[tid];\n\
          \x20   }}\n}}\n\n\
-         probe tracepoint:syscalls:sys_enter_getppid rate <= 5k/s\n\
+         probe tracepoint:syscalls:sys_enter_getresuid rate <= 5k/s\n\
          \x20   activate when anomaly(sleep_us) > 0.85 for 2s\n\
          \x20   when comm == \"{DEEP}\" && pid == {pid}\n{{\n\
          \x20   deep_calls.inc();\n}}\n"
     )
 }
 
-/// Exactly `calls` getppid calls from a thread named [`DEEP`].
+/// Exactly `calls` getresuid calls from a thread named [`DEEP`].
 fn deep_workload(calls: u32) {
     std::thread::Builder::new()
         .name(DEEP.into())
         .spawn(move || {
             for _ in 0..calls {
-                // SAFETY: getppid has no preconditions.
-                unsafe { libc::getppid() };
+                let (mut real, mut effective, mut saved) = (0, 0, 0);
+                // SAFETY: three valid pointers for getresuid to fill.
+                unsafe { libc::getresuid(&mut real, &mut effective, &mut saved) };
                 std::thread::sleep(Duration::from_millis(1));
             }
         })

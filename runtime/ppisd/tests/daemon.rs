@@ -66,6 +66,32 @@ fn slots_with_opcode(code: &[u8], opcode: u8) -> Vec<usize> {
     code.chunks_exact(8).enumerate().filter(|(_, insn)| insn[0] == opcode).map(|(i, _)| i).collect()
 }
 
+/// Instruction slots of `code` that neither branch nor call nor exit, and are not part of a
+/// 16-byte `ld_imm64` (a map reference: its relocation must stay): ALU, load and store
+/// classes, so rewriting them keeps the control flow.
+fn straight_line_slots(code: &[u8]) -> Vec<usize> {
+    const CLASS_LDX: u8 = 0x01;
+    const CLASS_ST: u8 = 0x02;
+    const CLASS_STX: u8 = 0x03;
+    const CLASS_ALU: u8 = 0x04;
+    const CLASS_ALU64: u8 = 0x07;
+    const LD_IMM64: u8 = 0x18;
+    let mut slots = Vec::new();
+    let mut index = 0;
+    while index * 8 < code.len() {
+        let opcode = code[index * 8];
+        if opcode == LD_IMM64 {
+            index += 2;
+            continue;
+        }
+        if matches!(opcode & 0x07, CLASS_LDX | CLASS_ST | CLASS_STX | CLASS_ALU | CLASS_ALU64) {
+            slots.push(index);
+        }
+        index += 1;
+    }
+    slots
+}
+
 #[test]
 fn tampered_bundles_are_refused_by_the_proof_check() {
     let fixture = Fixture::new("tamper");
@@ -96,13 +122,20 @@ fn tampered_bundles_are_refused_by_the_proof_check() {
     assert!(!ok);
     assert!(text.contains("the bytecode has a loop"), "{text}");
 
-    // Every byte and doubleword load (the `comm` comparison loads words) turned into a
-    // costly helper call (map_update_elem): the same control flow, many more nanoseconds.
+    // Every straight-line instruction (moves, ALU, loads, stores: every program has them,
+    // whatever the code generator's choices) turned into a costly helper call
+    // (map_update_elem): the same control flow, many more nanoseconds.
+    let costly_slots = std::cell::Cell::new(0);
     let costly = tamper(&fixture, &honest, "costly", |code| {
-        for slot in [slots_with_opcode(code, 0x71), slots_with_opcode(code, 0x79)].concat() {
+        let slots = straight_line_slots(code);
+        costly_slots.set(slots.len());
+        for slot in slots {
             code[slot * 8..slot * 8 + 8].copy_from_slice(&[0x85, 0, 0, 0, 2, 0, 0, 0]);
         }
     });
+    // The tamper must have had something to rewrite, or the refusal below proves nothing.
+    // (Each rewritten slot held no call before, so each one changed the code.)
+    assert!(costly_slots.get() >= 8, "only {} instructions rewritten", costly_slots.get());
     let (ok, text) = fixture.check(&costly);
     assert!(!ok);
     assert!(text.contains("refused: proof check failed: program probe0: the bytecode costs up to"), "{text}");
@@ -167,6 +200,33 @@ fn a_bundle_with_a_bounded_loop_passes_the_proof_check() {
     let (ok, text) = fixture.check(&stripped);
     assert!(!ok);
     assert!(text.contains("the bytecode has a loop"), "{text}");
+}
+
+/// The daemon loads a loop bundle into the kernel, and the loop runs exactly its trips: each of
+/// the workload's 100 getpgid calls counts 4 times.
+#[test]
+fn the_daemon_runs_a_loop_bundle_with_its_exact_trip_count() {
+    let _serial = KERNEL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !kernel_available() {
+        return;
+    }
+    let fixture = Fixture::new("daemon_loop");
+    let pid = std::process::id();
+    let source = format!(
+        "//! Counts each getpgid call of one thread four times, in a loop.\nmap calls: count;\n\
+         probe tracepoint:syscalls:sys_enter_getpgid rate <= 5k/s when comm == \"ppisd_loop\" && pid == {pid} {{\n\
+         for _i in 0..4 {{\n        calls.inc();\n    }}\n}}\n"
+    );
+    let bundle = fixture.build("looping", &source);
+    std::fs::copy(&bundle, fixture.dir.join("bundles").join("looping.ppb")).unwrap();
+    let address = fixture.metrics_address();
+    let daemon = Daemon::start(&fixture);
+    assert!(daemon.wait_for_log("loaded looping", Duration::from_secs(10)), "{}", daemon.log());
+    assert_eq!(bpf_ids_of("prog", daemon.child.id()).len(), 1, "{}", daemon.log());
+    common::run_exact_workload("ppisd_loop", 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = scrape(&address);
+    assert_eq!(sample(&metrics, "ppis_map_looping_calls_total "), Some(400.0), "{metrics}");
 }
 
 #[test]

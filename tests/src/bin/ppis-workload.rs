@@ -19,6 +19,15 @@
 //!   2 ms for SECONDS s; between SLOW_FROM and SLOW_TO s each one spins ~100x longer, in
 //!   `ppis_request_slow` instead of `ppis_request_fast` (on-CPU, so a `profile` sampler sees
 //!   where the time goes). Prints the requests of each phase.
+//! - `clear-phases BEFORE AFTER`: makes BEFORE `getpid` syscalls, calls
+//!   [`ppis_workload_add`] once (where a probe can `clear` a map), waits 500 ms (clearing is
+//!   asynchronous: the runtime empties the map when it reads the record), then makes AFTER
+//!   `getpid` syscalls.
+//! - `bytes N`: calls [`ppis_workload_bytes`] N times with [`KNOWN_BYTES`] and, alternately,
+//!   an equal copy and one differing in its last byte (for `buf(ptr, N)`).
+//! - `usdt N`: fires the USDT probe `ppis:fire` for value in 1..=N, with the second word of its
+//!   pair 10 × value: odd values at one site ([`ppis_usdt_fire`]), even ones at the other
+//!   ([`ppis_usdt_fire_swapped`], arguments in other registers); prints the sums.
 //! - `spin SECONDS`: for the demo; repeats calls, getpid and openat of /dev/null for a while.
 //!
 //! Only libc: the point is to control exactly which syscalls happen, so no helper crates.
@@ -38,6 +47,73 @@ pub extern "C" fn ppis_workload_add(x: u64) -> u64 {
     std::hint::black_box(x).wrapping_mul(2).wrapping_add(1)
 }
 
+/// The function the `buf(ptr, N)` tests attach to: `data` and `expected` each point to
+/// [`BYTES_LEN`] bytes; a probe reads both and compares them.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_workload_bytes(data: *const u8, expected: *const u8) -> u64 {
+    std::hint::black_box(data) as u64 ^ std::hint::black_box(expected) as u64
+}
+
+/// Bytes of each buffer [`ppis_workload_bytes`] gets.
+const BYTES_LEN: usize = 8;
+/// The bytes `bytes N` passes as `data`: a NUL in the middle and bytes above 0x7f, which a
+/// string read would cut or mangle.
+const KNOWN_BYTES: [u8; BYTES_LEN] = [0x01, 0x02, 0x00, 0xfe, b'A', 0x7f, 0x80, 0xff];
+
+/// A USDT probe site of `ppis:fire` (what `<sys/sdt.h>`'s `DTRACE_PROBE3` expands to, written
+/// out since Rust has no sdt.h): a `nop` plus a `.note.stapsdt` entry naming the provider, the
+/// probe, the `nop`'s address and three argument specs: `value` in a register (`8@%reg`), the
+/// constant -3 (`-4@$-3`) and the second `u64` of `pair` in memory (`8@8(%reg)`). Used twice
+/// with the registers swapped, so that the probe has two sites whose arguments differ.
+macro_rules! usdt_fire_site {
+    ($value_reg:tt, $pair_reg:tt, $value:expr, $pair:expr) => {
+        std::arch::asm!(
+            "990: nop",
+            ".pushsection .note.stapsdt,\"\",\"note\"",
+            ".balign 4",
+            ".4byte 992f-991f, 994f-993f, 3",
+            "991: .asciz \"stapsdt\"",
+            "992: .balign 4",
+            "993: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte 0",
+            ".asciz \"ppis\"",
+            ".asciz \"fire\"",
+            concat!(".asciz \"8@%", $value_reg, " -4@$-3 8@8(%", $pair_reg, ")\""),
+            "994: .balign 4",
+            ".popsection",
+            ".ifndef _.stapsdt.base",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
+            ".weak _.stapsdt.base",
+            ".hidden _.stapsdt.base",
+            "_.stapsdt.base: .space 1",
+            ".size _.stapsdt.base, 1",
+            ".popsection",
+            ".endif",
+            in($value_reg) $value,
+            in($pair_reg) $pair,
+            options(att_syntax, nostack, preserves_flags, readonly),
+        )
+    };
+}
+
+/// The first site of `ppis:fire`: `value` in `%rdi`, `pair` in `%rsi`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_usdt_fire(value: u64, pair: *const u64) {
+    // SAFETY: a `nop` and data in other sections: no register, memory or flag changes.
+    unsafe { usdt_fire_site!("rdi", "rsi", value, pair) }
+}
+
+/// The second site of `ppis:fire`, its registers swapped: `value` in `%rsi`, `pair` in `%rdi`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_usdt_fire_swapped(pair: *const u64, value: u64) {
+    // SAFETY: as above.
+    unsafe { usdt_fire_site!("rsi", "rdi", value, pair) }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -45,7 +121,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ppis-workload: {message}");
-            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop | stack-chain N | getp N | busy MILLIS | stack-busy MILLIS | slow-midrun SECONDS SLOW_FROM SLOW_TO");
+            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop | usdt N | bytes N | clear-phases BEFORE AFTER | stack-chain N | getp N | busy MILLIS | stack-busy MILLIS | slow-midrun SECONDS SLOW_FROM SLOW_TO");
             ExitCode::from(2)
         }
     }
@@ -100,6 +176,52 @@ fn run(args: &[&str]) -> Result<(), String> {
             Ok(())
         }
         ["noop"] => Ok(()),
+        ["usdt", count] => {
+            let count = parse_count(count)?;
+            let (mut sum_values, mut sum_seconds) = (0u64, 0u64);
+            for value in 1..=count {
+                let pair = [0u64, 10 * value];
+                // Odd values through one site, even ones through the other.
+                if value % 2 == 1 {
+                    ppis_usdt_fire(value, std::hint::black_box(pair.as_ptr()));
+                } else {
+                    ppis_usdt_fire_swapped(std::hint::black_box(pair.as_ptr()), value);
+                }
+                sum_values += value;
+                sum_seconds += pair[1];
+            }
+            println!("usdt_fires={count} sum_values={sum_values} sum_seconds={sum_seconds}");
+            Ok(())
+        }
+        ["bytes", count] => {
+            let count = parse_count(count)?;
+            let copy = std::hint::black_box(KNOWN_BYTES);
+            let mut other = KNOWN_BYTES;
+            other[BYTES_LEN - 1] ^= 1;
+            // Each call passes KNOWN_BYTES as `data`; even calls an equal copy as `expected`,
+            // odd calls one that differs in its last byte.
+            for i in 0..count {
+                let expected = if i % 2 == 0 { &copy } else { &other };
+                std::hint::black_box(ppis_workload_bytes(KNOWN_BYTES.as_ptr(), expected.as_ptr()));
+            }
+            println!("bytes_calls={count}");
+            Ok(())
+        }
+        ["clear-phases", before, after] => {
+            let (before, after) = (parse_count(before)?, parse_count(after)?);
+            for _ in 0..before {
+                // SAFETY: getpid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getpid) };
+            }
+            std::hint::black_box(ppis_workload_add(0));
+            std::thread::sleep(Duration::from_millis(500));
+            for _ in 0..after {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_getpid) };
+            }
+            println!("getpid_before={before} getpid_after={after}");
+            Ok(())
+        }
         ["getp", count] => {
             let count = parse_count(count)?;
             for _ in 0..count {
