@@ -179,6 +179,10 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
         eprintln!("calibrate: {:<32} ns per unit by trial: {}", format!("{measure:?}"), per_trial.join(" "));
     }
     derive_raw_helpers(&raw_samples, call, &mut helpers);
+    // `profile` probes walk stacks from the timer interrupt, dearer than a walk under
+    // BPF_PROG_TEST_RUN: the price is the dearer of the two.
+    let perf_walk = raw::perf_event_stackid(opts.trials, PERF_EVENT_CHUNKS)?;
+    helpers.get_stackid = helpers.get_stackid.max(round_up(margin(perf_walk) - call));
     let raw_tracepoint = round_up(
         raw::raw_tracepoint_trigger(getppid_events, opts.events, opts.trials, CHUNK_EVENTS)? * TRIGGER_SAFETY_MARGIN,
     );

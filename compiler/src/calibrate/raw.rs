@@ -459,3 +459,45 @@ mod tests {
         assert_eq!(last, Insn::exit());
     }
 }
+
+/// `bpf_get_stackid` where `profile` probes call it: on a perf event, from the timer interrupt
+/// (a deeper kernel stack, colder caches than under `BPF_PROG_TEST_RUN`). Mean run time of a
+/// program that walks the kernel and then the user stack, minus the empty program's, halved:
+/// ns per walk, call overhead included; worst of `trials`.
+pub fn perf_event_stackid(trials: u32, chunks: u32) -> Result<f64> {
+    let stacks = RawMap::create(RawMapType::StackTrace, 4, 8 * STACK_DEPTH, 1024)?;
+    let mut code = Code::default();
+    code.push(Insn::mov64_reg(R6, R1));
+    for flags in [0, USER_STACK_FLAG] {
+        code.push(Insn::mov64_reg(R1, R6));
+        code.map(R2, &stacks);
+        code.push(Insn::mov64_imm(R3, flags));
+        code.push(Insn::call(GET_STACKID));
+    }
+    let walker = RawProgram::load(RawProgramType::PerfEvent, "perf stackid", &code.finish())?;
+    let empty = empty_program(RawProgramType::PerfEvent)?;
+    let probe_iterations = 1_000_000;
+    let per_iteration = median_chunk_ns(probe_iterations, 5) / probe_iterations as f64;
+    let iterations = (PERF_CHUNK_NS / per_iteration.max(0.01)) as u64;
+    let mean_run = |program: &RawProgram| -> Result<f64> {
+        let before = program.stats()?;
+        for _ in 0..chunks {
+            let link = program.attach_thread_cpu_clock(PERF_PERIOD_NS)?;
+            median_chunk_ns(iterations, 1);
+            drop(link);
+        }
+        let run = program.stats()?.since(&before);
+        run.ns_per_run().filter(|_| run.run_count >= u64::from(chunks) * 10).ok_or_else(|| {
+            anyhow::anyhow!("the perf event program ran {} times in {chunks} busy chunks", run.run_count)
+        })
+    };
+    let mut worst = 0.0_f64;
+    for _ in 0..trials {
+        let walks = mean_run(&walker)?;
+        let base = mean_run(&empty)?;
+        let per_walk = (walks - base) / 2.0;
+        eprintln!("calibrate: get_stackid on a perf event: {walks:.1} ns for two walks, {base:.1} empty: {per_walk:.1} ns per walk");
+        worst = worst.max(per_walk);
+    }
+    Ok(worst)
+}
