@@ -179,6 +179,28 @@ impl RawProgram {
     }
 }
 
+impl RawProgram {
+    /// Attaches the program to a `cpu-clock` event on each CPU of `cpus` that overflows every
+    /// `period_ns` whatever runs there (idle included), as `profile` and `interval` probes do.
+    pub fn attach_cpu_clock_on_cpus(&self, cpus: &[u32], period_ns: u64) -> Result<Vec<RawLink>, RuntimeError> {
+        cpus.iter()
+            .map(|&cpu| {
+                let fail = |what: &str, error: std::io::Error| RuntimeError::Probe {
+                    attach: format!("perf_event:cpu-clock:{period_ns}ns on cpu {cpu}"),
+                    line: 0,
+                    message: format!("{what}: {error}"),
+                };
+                let event = sys::perf_event_open_cpu_clock_on_cpu(cpu, period_ns)
+                    .map_err(|e| fail("cannot open the event", e))?;
+                sys::perf_event_set_bpf(event.as_fd(), self.fd.as_fd())
+                    .map_err(|e| fail("cannot attach the program", e))?;
+                sys::perf_event_enable(event.as_fd(), true).map_err(|e| fail("cannot enable the event", e))?;
+                Ok(RawLink { _fd: event })
+            })
+            .collect()
+    }
+}
+
 /// An attachment that lasts as long as this value.
 pub struct RawLink {
     _fd: OwnedFd,

@@ -404,6 +404,25 @@ pub(crate) fn perf_event_open_thread_cpu_clock(period_ns: u64) -> io::Result<Own
     Ok(owned_fd(fd))
 }
 
+/// A software `cpu-clock` perf event on CPU `cpu` (any task, idle included) that overflows
+/// every `period_ns`, created disabled: what `profile` and `interval` probes run on.
+pub(crate) fn perf_event_open_cpu_clock_on_cpu(cpu: u32, period_ns: u64) -> io::Result<OwnedFd> {
+    let mut attr = [0u8; PERF_ATTR_BYTES];
+    attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(PERF_ATTR_BYTES as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&PERF_COUNT_SW_CPU_CLOCK.to_ne_bytes());
+    attr[16..24].copy_from_slice(&period_ns.to_ne_bytes());
+    attr[40..48].copy_from_slice(&PERF_ATTR_DISABLED.to_ne_bytes());
+    // SAFETY: `attr` is a zero-filled perf_event_attr of the size it declares.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1 as libc::pid_t, cpu as libc::c_int, -1, 0)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned_fd(fd))
+}
+
 /// Runs `prog` on every overflow of `event`.
 pub(crate) fn perf_event_set_bpf(event: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: the ioctl takes the program descriptor by value.
