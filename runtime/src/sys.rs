@@ -389,6 +389,12 @@ const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 /// A software `cpu-clock` perf event on the calling thread (any CPU) that overflows every
 /// `period_ns` of its CPU time, created disabled.
 pub(crate) fn perf_event_open_thread_cpu_clock(period_ns: u64) -> io::Result<OwnedFd> {
+    open_cpu_clock(period_ns, 0, -1)
+}
+
+/// `perf_event_open` of a disabled software `cpu-clock` event overflowing every `period_ns`,
+/// for task `pid` (0: the caller, -1: any) on `cpu` (-1: any).
+fn open_cpu_clock(period_ns: u64, pid: libc::pid_t, cpu: libc::c_int) -> io::Result<OwnedFd> {
     let mut attr = [0u8; PERF_ATTR_BYTES];
     attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
     attr[4..8].copy_from_slice(&(PERF_ATTR_BYTES as u32).to_ne_bytes());
@@ -396,8 +402,7 @@ pub(crate) fn perf_event_open_thread_cpu_clock(period_ns: u64) -> io::Result<Own
     attr[16..24].copy_from_slice(&period_ns.to_ne_bytes());
     attr[40..48].copy_from_slice(&PERF_ATTR_DISABLED.to_ne_bytes());
     // SAFETY: `attr` is a zero-filled perf_event_attr of the size it declares.
-    let fd =
-        unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0 as libc::pid_t, -1 as libc::c_int, -1, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), pid, cpu, -1, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -407,20 +412,7 @@ pub(crate) fn perf_event_open_thread_cpu_clock(period_ns: u64) -> io::Result<Own
 /// A software `cpu-clock` perf event on CPU `cpu` (any task, idle included) that overflows
 /// every `period_ns`, created disabled: what `profile` and `interval` probes run on.
 pub(crate) fn perf_event_open_cpu_clock_on_cpu(cpu: u32, period_ns: u64) -> io::Result<OwnedFd> {
-    let mut attr = [0u8; PERF_ATTR_BYTES];
-    attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(PERF_ATTR_BYTES as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&PERF_COUNT_SW_CPU_CLOCK.to_ne_bytes());
-    attr[16..24].copy_from_slice(&period_ns.to_ne_bytes());
-    attr[40..48].copy_from_slice(&PERF_ATTR_DISABLED.to_ne_bytes());
-    // SAFETY: `attr` is a zero-filled perf_event_attr of the size it declares.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1 as libc::pid_t, cpu as libc::c_int, -1, 0)
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(owned_fd(fd))
+    open_cpu_clock(period_ns, -1, cpu as libc::c_int)
 }
 
 /// Runs `prog` on every overflow of `event`.
