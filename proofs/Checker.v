@@ -72,6 +72,7 @@ Definition op_ok (p : function) (o : op) : bool :=
   | ZeroSlot slot => match nth_error (fn_slots p) slot with Some _ => true | None => false end
   | Call _ (GetCurrentComm slot) => slot_ok p slot 0 16
   | Call _ (ProbeReadStr slot len _ _) => slot_ok p slot 0 len
+  | Call _ (ProbeRead slot len _) => slot_ok p slot 0 len
   | MapLookup dst m key =>
       match nth_error (fn_maps p) m with
       | Some d => slot_ok p key 0 (key_size d) && option_nat_eqb (reg_type p dst) (Some m)

@@ -36,11 +36,16 @@ Inductive helper : Type :=
 | GetCurrentComm (slot : nat)
 | KtimeGetNs
 | GetSmpProcessorId
-| ProbeReadStr (slot : nat) (len : N) (ptr : nat) (sp : space).
+| ProbeReadStr (slot : nat) (len : N) (ptr : nat) (sp : space)
+(* [bpf_get_current_cgroup_id]: an oracle scalar, no memory effect. *)
+| GetCurrentCgroupId
+(* [bpf_probe_read_user]/[bpf_probe_read_kernel] of [len] raw bytes at [ptr] into slot [slot],
+   from offset 0: the bytes are an oracle's, bounded by [len] like a string read's. *)
+| ProbeRead (slot : nat) (len : N) (ptr : nat).
 
 (** The helper's identity without its arguments: what the cost table is indexed by. *)
 Inductive helper_kind : Type :=
-| HPidTgid | HUidGid | HComm | HKtime | HSmpId | HReadUserStr | HReadKernelStr.
+| HPidTgid | HUidGid | HComm | HKtime | HSmpId | HReadUserStr | HReadKernelStr | HCgroup | HProbeRead.
 
 Definition kind_of_helper (h : helper) : helper_kind :=
   match h with
@@ -51,6 +56,8 @@ Definition kind_of_helper (h : helper) : helper_kind :=
   | GetSmpProcessorId => HSmpId
   | ProbeReadStr _ _ _ UserSpace => HReadUserStr
   | ProbeReadStr _ _ _ KernelSpace => HReadKernelStr
+  | GetCurrentCgroupId => HCgroup
+  | ProbeRead _ _ _ => HProbeRead
   end.
 
 Inductive op : Type :=
@@ -156,6 +163,7 @@ Definition map_cost (f : map_kind -> N) (p : function) (m : nat) : N :=
 Definition helper_bytes_cost (ct : cost_table) (h : helper) : N :=
   match h with
   | ProbeReadStr _ len _ _ => c_helper_per_byte ct (kind_of_helper h) * len
+  | ProbeRead _ len _ => c_helper_per_byte ct (kind_of_helper h) * len
   | _ => 0
   end.
 

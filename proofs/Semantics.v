@@ -290,6 +290,12 @@ Definition exec_op (p : function) (e : env) (o : op) (s : state) : op_result :=
                       OpOk (set_slots s (write_bytes (st_slots s) slot 0
                                            (firstn (N.to_nat len) (env_str e (st_calls s)))))
                     else OpFault OutOfBounds
+                | ProbeRead slot len _ =>
+                    (* raw bytes: never more than [len], whatever the oracle supplies *)
+                    if slot_ok p slot 0 len then
+                      OpOk (set_slots s (write_bytes (st_slots s) slot 0
+                                           (firstn (N.to_nat len) (env_str e (st_calls s)))))
+                    else OpFault OutOfBounds
                 | _ => OpOk s
                 end in
       let result := match h with GetCurrentComm _ => 0 | _ => env_helper e (st_calls s) end in

@@ -43,16 +43,15 @@ pub enum HelperKind {
     /// `bpf_get_stackid` (`ustack`/`kstack` keys): not in the Coq model either (a probe
     /// calling it is [`unsupported`]).
     GetStackId,
-    /// `bpf_get_current_cgroup_id` (`cgroup`): not in the Coq model (a probe calling it is
-    /// [`unsupported`]).
+    /// `bpf_get_current_cgroup_id` (`cgroup`): an oracle scalar, like `ktime_get_ns`.
     GetCurrentCgroupId,
-    /// `bpf_probe_read_{user,kernel}` (`buf(ptr, N)`): not in the Coq model (a probe calling
-    /// it is [`unsupported`]).
+    /// `bpf_probe_read_{user,kernel}` (`buf(ptr, N)`): one Coq kind for both spaces, priced at
+    /// the costlier of the two (a sound over-approximation).
     ProbeRead,
 }
 
 impl HelperKind {
-    pub const ALL: [HelperKind; 7] = [
+    pub const ALL: [HelperKind; 9] = [
         HelperKind::GetCurrentPidTgid,
         HelperKind::GetCurrentUidGid,
         HelperKind::GetCurrentComm,
@@ -60,6 +59,8 @@ impl HelperKind {
         HelperKind::GetSmpProcessorId,
         HelperKind::ProbeReadUserStr,
         HelperKind::ProbeReadKernelStr,
+        HelperKind::GetCurrentCgroupId,
+        HelperKind::ProbeRead,
     ];
 
     /// The helper's kind.
@@ -90,7 +91,7 @@ impl HelperKind {
             HelperKind::ProbeReadKernelStr => "HReadKernelStr",
             HelperKind::RingbufOutput => "HRingbufOutput",
             HelperKind::GetStackId => "HGetStackId",
-            HelperKind::GetCurrentCgroupId => "HGetCurrentCgroupId",
+            HelperKind::GetCurrentCgroupId => "HCgroup",
             HelperKind::ProbeRead => "HProbeRead",
         }
     }
@@ -229,12 +230,12 @@ fn ordered_blocks(func: &Function) -> Vec<OrderedBlock> {
         .collect()
 }
 
-/// `op`'s price as the Coq `op_cost` computes it: its item's, plus for a string read
-/// [`CostItem::HelperPerByte`] times its bound.
+/// `op`'s price as the Coq `op_cost` computes it: its item's, plus for a string or raw-byte
+/// read [`CostItem::HelperPerByte`] times its bound.
 pub fn op_cost(op: &Op, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
     let fixed = CostItem::of_op(op, maps).map_or(0, cost);
     let per_byte = match op {
-        Op::Call { helper: h @ Helper::ProbeReadStr { len, .. }, .. } => {
+        Op::Call { helper: h @ (Helper::ProbeReadStr { len, .. } | Helper::ProbeRead { len, .. }), .. } => {
             cost(CostItem::HelperPerByte(HelperKind::of(*h))).saturating_mul(u64::from(*len))
         }
         _ => 0,
@@ -471,7 +472,7 @@ fn helper(h: Helper) -> String {
 /// computed (`proofs/Loops.v` handles loops whose header tests `counter < bound` unsigned,
 /// whose counter only the latch steps, once, by a positive constant, and whose bound has a
 /// known maximum: the shape `for` lowers to and the verifier accepts), or a helper the model
-/// lacks (ring buffer output, stack ids).
+/// lacks (ring buffer output, stack ids; raw byte reads and the cgroup id are modelled).
 pub fn unsupported(func: &Function) -> Option<String> {
     let blocks = ordered_blocks(func);
     if let Err(why) = loop_hints(func, &blocks) {
@@ -492,22 +493,6 @@ pub fn unsupported(func: &Function) -> Option<String> {
         .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetStackId { .. }, .. }));
     if records_stacks {
         return Some("it records stacks (`ustack`, `kstack`), which the Coq model does not cover".into());
-    }
-    let reads_cgroup = func
-        .cfg
-        .node_weights()
-        .flat_map(|b| &b.insts)
-        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetCurrentCgroupId, .. }));
-    let reads_buffers = func
-        .cfg
-        .node_weights()
-        .flat_map(|b| &b.insts)
-        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::ProbeRead { .. }, .. }));
-    if reads_buffers {
-        return Some("it reads raw bytes (`buf(ptr, N)`), which the Coq model does not cover".into());
-    }
-    if reads_cgroup {
-        return Some("it reads the cgroup id (`cgroup`), which the Coq model does not cover".into());
     }
     None
 }

@@ -246,7 +246,7 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
                     HelperKind::RingbufOutput => ps_up(h.ringbuf_output.base),
                     HelperKind::GetStackId => ps_up(h.get_stackid),
                     HelperKind::GetCurrentCgroupId => ps_up(h.get_current_cgroup_id),
-                    // Priced by its (unsupported) probe's verifier bound, never by the Coq table.
+                    // One Coq kind for both address spaces: the costlier base is a sound price.
                     HelperKind::ProbeRead => ps_up(h.probe_read_user.base.max(h.probe_read_kernel.base)),
                 }
         }
@@ -254,9 +254,9 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
             HelperKind::ProbeReadUserStr => ps_up(h.probe_read_user_str.per_byte),
             HelperKind::ProbeReadKernelStr => ps_up(h.probe_read_kernel_str.per_byte),
             HelperKind::RingbufOutput => ps_up(h.ringbuf_output.per_byte),
+            HelperKind::ProbeRead => ps_up(h.probe_read_user.per_byte.max(h.probe_read_kernel.per_byte)),
             HelperKind::GetStackId
             | HelperKind::GetCurrentCgroupId
-            | HelperKind::ProbeRead
             | HelperKind::GetCurrentPidTgid
             | HelperKind::GetCurrentUidGid
             | HelperKind::GetCurrentComm

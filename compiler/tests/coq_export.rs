@@ -93,6 +93,8 @@ bb2:
   jump bb3
 bb3:
   v23 = call get_smp_processor_id()
+  v28 = call get_current_cgroup_id()
+  call probe_read_user(s1, 12, v3)
   ret
 bb4:
   v24 = load v10+8 u64
@@ -351,12 +353,13 @@ fn cost(item: CostItem) -> u64 {
         CostItem::Helper(HelperKind::GetSmpProcessorId) => 12,
         CostItem::Helper(HelperKind::ProbeReadUserStr) => 40,
         CostItem::Helper(HelperKind::ProbeReadKernelStr) => 45,
+        CostItem::Helper(HelperKind::GetCurrentCgroupId) => 17,
         // Not in the Coq model (a probe calling them is unsupported), priced all the same.
-        CostItem::Helper(
-            HelperKind::RingbufOutput | HelperKind::GetStackId | HelperKind::GetCurrentCgroupId | HelperKind::ProbeRead,
-        ) => 50,
+        CostItem::Helper(HelperKind::ProbeRead) => 33,
+        CostItem::Helper(HelperKind::RingbufOutput | HelperKind::GetStackId) => 50,
         CostItem::HelperPerByte(HelperKind::ProbeReadUserStr) => 3,
         CostItem::HelperPerByte(HelperKind::ProbeReadKernelStr) => 5,
+        CostItem::HelperPerByte(HelperKind::ProbeRead) => 7,
         // Priced so that a per-byte cost where none belongs would show.
         CostItem::HelperPerByte(_) => 1000,
         CostItem::MapLookup(MapType::Hash) => 60,
@@ -1223,6 +1226,13 @@ impl<'a> Interp<'a> {
                         0
                     }
                     Helper::ProbeReadStr { slot, len, .. } => {
+                        self.check_slot(slot.0 as usize, 0, len.into())?;
+                        let mut copied = self.env.string(self.calls);
+                        copied.truncate(len as usize);
+                        self.write_slot(slot.0 as usize, 0, &copied);
+                        self.env.helper(self.calls)
+                    }
+                    Helper::ProbeRead { slot, len, .. } => {
                         self.check_slot(slot.0 as usize, 0, len.into())?;
                         let mut copied = self.env.string(self.calls);
                         copied.truncate(len as usize);
