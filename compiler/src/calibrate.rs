@@ -188,13 +188,14 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
     );
     eprintln!("calibrate: trigger rawtracepoint:sys_enter: {raw_tracepoint:.2} ns");
     let (overflow, perf_run) = raw::perf_event_trigger(opts.trials, PERF_EVENT_CHUNKS)?;
-    // A run on a perf event costs more than the per-run price measured on tracepoints and
-    // uprobes (it runs in interrupt context): the surplus goes to the perf-event trigger, so
-    // the bound of an empty perf-event probe still covers its measured run.
-    let run_price = round_up(instructions.run / SAFETY_MARGIN * TRIGGER_SAFETY_MARGIN);
-    let perf_surplus = (perf_run * TRIGGER_SAFETY_MARGIN - run_price).max(0.0);
-    let perf_event = round_up(overflow * TRIGGER_SAFETY_MARGIN + perf_surplus);
+    let perf_event = round_up(overflow * TRIGGER_SAFETY_MARGIN);
     eprintln!("calibrate: trigger perf_event (cpu-clock overflow): {perf_event:.2} ns");
+    let run_price = round_up(instructions.run / SAFETY_MARGIN * TRIGGER_SAFETY_MARGIN);
+    // A run on a perf event costs more than the per-run price measured on tracepoints and
+    // uprobes (interrupt context, often on an idle CPU): it gets its own price, never below
+    // the plain one.
+    let run_perf_event = round_up(perf_run * TRIGGER_SAFETY_MARGIN).max(run_price);
+    eprintln!("calibrate: per-run cost on a perf event: {run_perf_event:.2} ns (elsewhere {run_price:.2} ns)");
     Ok(CostProfile {
         version: PROFILE_VERSION,
         host: host_info(),
@@ -211,6 +212,7 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
         instructions: InstructionCosts {
             call,
             run: run_price,
+            run_perf_event: Some(run_perf_event),
             ..instructions
         },
         helpers,
@@ -722,6 +724,8 @@ fn derive_instructions(suite: &Suite, worst: &WorstOf<'_>) -> InstructionCosts {
         branch,
         call: 0.0,
         run,
+        // Measured apart, on perf events (`raw::perf_event_trigger`).
+        run_perf_event: None,
     }
 }
 

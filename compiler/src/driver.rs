@@ -155,7 +155,7 @@ pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8], profil
             });
             // A probe with loops: its file also proves a step bound from the loop hints
             // (docs/proofs.md, "Probes with loops").
-            let cost = |item: crate::coq::CostItem| coq_item_cost(item, profile);
+            let cost = |item: crate::coq::CostItem| coq_item_cost(item, func.probe.trigger, profile);
             if let Some((steps, loops)) = crate::coq::loop_step_bound(func, &compiled.lowered.module.maps, &cost) {
                 probe["coq"]["loops"] = serde_json::json!(loops);
                 probe["coq"]["step_bound"] = serde_json::json!(steps);
@@ -181,7 +181,6 @@ pub struct CoqProof {
 /// at most the structural worst path over all paths (which is at least the verifier's bound
 /// over feasible paths, so the two never contradict).
 pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
-    let cost = |item: crate::coq::CostItem| coq_item_cost(item, profile);
     let maps = &compiled.lowered.module.maps;
     compiled
         .lowered
@@ -189,6 +188,7 @@ pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
         .functions
         .iter()
         .map(|func| {
+            let cost = |item: crate::coq::CostItem| coq_item_cost(item, func.probe.trigger, profile);
             let bound = crate::coq::structural_wcet(func, maps, &cost);
             CoqProof {
                 file: crate::coq::proof_file_name(func),
@@ -206,7 +206,7 @@ pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
 /// and that a string read's fixed and per-byte parts are rounded up to picoseconds separately:
 /// the Coq table prices it `Helper + len × HelperPerByte` (affine in `len`), and rounding both
 /// parts up keeps that at least the verifier's `picos(base + per_byte × len)`.
-fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
+fn coq_item_cost(item: crate::coq::CostItem, trigger: ppis_ir::Trigger, profile: &CostProfile) -> u64 {
     use crate::coq::{CostItem, HelperKind};
     use ppis_ir::MapType;
     let ps = ppis_verifier::cost::picos;
@@ -231,8 +231,8 @@ fn coq_item_cost(item: crate::coq::CostItem, profile: &CostProfile) -> u64 {
         CostItem::LoadPtr => ps(i.load_map_value),
         CostItem::StorePtr => ps(i.store_map_value),
         CostItem::Jump | CostItem::Branch | CostItem::BranchNull => ps(i.branch),
-        // As the verifier prices `ret`: a branch plus the per-run cost, paid once per run.
-        CostItem::Return => ps(i.branch) + ps(i.run),
+        // As the verifier prices `ret`: a branch plus the per-run cost on this trigger, paid once per run.
+        CostItem::Return => ps(i.branch) + ps(profile.run(ppis_verifier::cost::trigger_kind(trigger))),
         CostItem::Helper(k) => {
             ps(i.call)
                 + match k {

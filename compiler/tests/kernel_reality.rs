@@ -5,7 +5,8 @@
 //! the shipped, measured profile (`profiles/default.json`).
 //!
 //! Every attach point also gets an empty probe, measured on the same events: its run time is
-//! the kernel's per-run cost on this host right now (`instructions.run` prices it). That gives
+//! the kernel's per-run cost on this host right now (`instructions.run`, or `run_perf_event`
+//! on perf events, prices it). That gives
 //! the honest comparison of what the program itself does: measured run time minus the empty
 //! probe's, against the bound minus the trigger and the profile's per-run cost. Both must hold,
 //! and so must the empty probe's own bound.
@@ -14,8 +15,7 @@
 //! the program part (measured − per-run against bound − trigger − per-run) with its tightness.
 //!
 //! Besides the examples: a raw tracepoint, and probes with `emit`, `print` and stack keys
-//! (`new_kind_cases`); `interval` and `profile` probes are measured by a separate test, ignored
-//! until the profile prices a perf-event run (see it).
+//! (`new_kind_cases`); `interval` and `profile` probes are measured by a separate test.
 //!
 //! `PPIS_REALITY_PROFILE=FILE` checks another profile than the shipped one.
 //!
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use ppis_compiler::driver::{self, CompileOptions};
 use ppis_compiler::lower::LowerOptions;
 use ppis_compiler::targets::HostTargets;
-use ppis_manifest::profile::CostProfile;
+use ppis_manifest::profile::{CostProfile, TriggerKind};
 use ppis_manifest::Attach;
 
 /// A cost profile to check instead of the shipped one (e.g. one just measured by
@@ -308,15 +308,16 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
                 .find(|f| f.name == probe.program)
                 .unwrap_or_else(|| panic!("{case}: no verdict for {}", probe.program));
             let bound_ns = facts.cost.as_ref().map(|c| c.bound_ns).unwrap_or_else(|| panic!("{case}: no cost bound"));
-            let trigger_ns = match probe.attach {
-                Attach::Tracepoint { .. } => profile.triggers.tracepoint,
+            let kind = match probe.attach {
+                Attach::Tracepoint { .. } => Some(TriggerKind::Tracepoint),
                 // A USDT probe is a uprobe on the probe's address.
-                Attach::Uprobe { .. } | Attach::Usdt { .. } => profile.triggers.uprobe,
-                Attach::Uretprobe { .. } => profile.triggers.uretprobe,
-                Attach::RawTracepoint { .. } => profile.triggers.raw_tracepoint,
-                Attach::Profile { .. } | Attach::Interval { .. } => profile.triggers.perf_event,
-                Attach::Begin | Attach::End => 0.0,
+                Attach::Uprobe { .. } | Attach::Usdt { .. } => Some(TriggerKind::Uprobe),
+                Attach::Uretprobe { .. } => Some(TriggerKind::Uretprobe),
+                Attach::RawTracepoint { .. } => Some(TriggerKind::RawTracepoint),
+                Attach::Profile { .. } | Attach::Interval { .. } => Some(TriggerKind::PerfEvent),
+                Attach::Begin | Attach::End => None,
             };
+            let trigger_ns = kind.map_or(0.0, |kind| profile.trigger(kind));
             let empty = index >= example_probes;
             Row {
                 case: if empty { format!("{case} (empty probe)") } else { case.to_string() },
@@ -326,7 +327,7 @@ fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
                 run_ns: delta.ns_per_run().unwrap_or(0.0),
                 trigger_ns,
                 bound_ns,
-                per_run_ns: profile.instructions.run,
+                per_run_ns: profile.run(kind),
                 empty_run_ns: None,
             }
         })
@@ -438,19 +439,12 @@ fn print_and_check(rows: &[Row]) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// `interval` and `profile` probes, measured like the others. Ignored: an empty perf-event
-/// program runs 84–126 ns per event on the development host, over the profile's
-/// `instructions.run` (75.98 ns, calibrated on tracepoints and uprobes only), because it runs
-/// from the timer interrupt with cold caches; and the two stack walks of `profile.ppl` once
-/// exceeded their program part (6276 ns against 5562 ns). `ppisc calibrate` now prices stack
-/// walks on a perf event too (program parts then sat at 0.91 here), and measures the run on
-/// every CPU (99–127 ns) and charges its surplus over `instructions.run` to
-/// `triggers.perf_event`: the bound covers the real cost, but this test, which adds the whole
-/// profile trigger to the measured run, cannot see that split. What is left: a per-trigger
-/// run price in the profile (verifier, load-time checker and Coq cost table), then this test
-/// compares against it and runs un-ignored.
+/// `interval` and `profile` probes, measured like the others. A perf-event program runs from
+/// the timer interrupt, often on an idle CPU with cold caches: an empty one costs 84–127 ns
+/// per run here, over the plain per-run price calibrated on tracepoints and uprobes, so the
+/// profile prices those runs apart (`instructions.run_perf_event`) and the verifier, the
+/// load-time checker and the Coq cost table charge it on perf-event exits.
 #[test]
-#[ignore = "perf-event runs cost more than the calibrated per-run price (see the doc comment)"]
 fn measured_cost_of_perf_event_probes_stays_under_the_proven_bound() {
     if !kernel_ready() {
         return;

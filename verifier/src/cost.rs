@@ -13,7 +13,7 @@
 use crate::absint::Analysis;
 use crate::termination::BoundedLoop;
 use ppis_ir::{AddressSpace, Function, Helper, Map, MapType, Op, Span, Terminator, Trigger};
-use ppis_manifest::profile::{CostProfile, MapHelperCost};
+use ppis_manifest::profile::{CostProfile, MapHelperCost, TriggerKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -45,16 +45,21 @@ impl OpCost {
     }
 }
 
+/// What the profile prices `trigger` as; `None` for `begin`/`end`, which the runtime runs
+/// through BPF_PROG_TEST_RUN with no kernel event.
+pub fn trigger_kind(trigger: Trigger) -> Option<TriggerKind> {
+    match trigger {
+        Trigger::Tracepoint => Some(TriggerKind::Tracepoint),
+        Trigger::Uprobe => Some(TriggerKind::Uprobe),
+        Trigger::Uretprobe => Some(TriggerKind::Uretprobe),
+        Trigger::RawTracepoint => Some(TriggerKind::RawTracepoint),
+        Trigger::PerfEvent => Some(TriggerKind::PerfEvent),
+        Trigger::Once => None,
+    }
+}
+
 pub fn trigger_cost(trigger: Trigger, profile: &CostProfile) -> Picos {
-    picos(match trigger {
-        Trigger::Tracepoint => profile.triggers.tracepoint,
-        Trigger::Uprobe => profile.triggers.uprobe,
-        Trigger::Uretprobe => profile.triggers.uretprobe,
-        Trigger::RawTracepoint => profile.triggers.raw_tracepoint,
-        Trigger::PerfEvent => profile.triggers.perf_event,
-        // `begin`/`end` are run by the runtime through BPF_PROG_TEST_RUN: no kernel event.
-        Trigger::Once => 0.0,
-    })
+    trigger_kind(trigger).map_or(0, |kind| picos(profile.trigger(kind)))
 }
 
 pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) -> OpCost {
@@ -123,21 +128,22 @@ pub fn op_cost(op: &Op, func: &Function, maps: &[Map], profile: &CostProfile) ->
 }
 
 /// Jumps, branches and the exit all cost one branch; the exit also carries the kernel's
-/// per-run cost (`instructions.run`): every run leaves through exactly one exit, so that
-/// charges it exactly once per event, on every path, in loops too (a `ret` ends the run).
-pub fn term_cost(term: &Terminator, profile: &CostProfile) -> Picos {
+/// per-run cost on `trigger` (`instructions.run`, or `run_perf_event`): every run leaves
+/// through exactly one exit, so that charges it exactly once per event, on every path, in
+/// loops too (a `ret` ends the run).
+pub fn term_cost(term: &Terminator, trigger: Trigger, profile: &CostProfile) -> Picos {
     let branch = picos(profile.instructions.branch);
     match term {
-        Terminator::Return => branch + picos(profile.instructions.run),
+        Terminator::Return => branch + picos(profile.run(trigger_kind(trigger))),
         _ => branch,
     }
 }
 
 /// What a terminator is priced as, for `--explain-cost`: the exit shows that it carries the
 /// per-run cost when the profile has one.
-pub fn term_class(term: &Terminator, profile: &CostProfile) -> &'static str {
+pub fn term_class(term: &Terminator, trigger: Trigger, profile: &CostProfile) -> &'static str {
     match term {
-        Terminator::Return if picos(profile.instructions.run) > 0 => "branch+run",
+        Terminator::Return if picos(profile.run(trigger_kind(trigger))) > 0 => "branch+run",
         _ => "branch",
     }
 }
@@ -145,7 +151,8 @@ pub fn term_class(term: &Terminator, profile: &CostProfile) -> &'static str {
 /// The cost of a whole block (instructions and terminator).
 pub fn block_cost(func: &Function, block: ppis_ir::Block, maps: &[Map], profile: &CostProfile) -> Picos {
     let bb = &func.cfg[block];
-    bb.insts.iter().map(|i| op_cost(&i.op, func, maps, profile).total()).sum::<Picos>() + term_cost(&bb.term, profile)
+    bb.insts.iter().map(|i| op_cost(&i.op, func, maps, profile).total()).sum::<Picos>()
+        + term_cost(&bb.term, func.probe.trigger, profile)
 }
 
 /// The CFG as the cost analysis sees it: reachable blocks with their costs, feasible edges.
@@ -411,13 +418,13 @@ pub fn explain_path(
                 times,
             });
         }
-        let t = term_cost(&bb.term, profile);
+        let t = term_cost(&bb.term, func.probe.trigger, profile);
         instructions += t.saturating_mul(times);
         steps.push(PathStep {
             block: b,
             ir: texts.get(&(b, bb.insts.len())).cloned().unwrap_or_default(),
             span: bb.term_span,
-            class: term_class(&bb.term, profile),
+            class: term_class(&bb.term, func.probe.trigger, profile),
             cost_ns: nanos(t),
             helper: None,
             times,
@@ -463,5 +470,19 @@ mod tests {
         for ir in programs {
             assert_eq!(bound_ps(ir, &with), bound_ps(ir, &without) + 45_000, "{ir}");
         }
+    }
+
+    /// A run on a perf event pays the profile's perf-event run price, once, and other
+    /// triggers keep the plain one.
+    #[test]
+    fn perf_event_runs_are_charged_their_own_per_run_price() {
+        let perf = "fn p(ctx: perf_event) trigger perf_event rate 1 {\nbb0:\n  ret\n}\n";
+        let tracepoint = "fn p(ctx: tracepoint) trigger tracepoint rate 1 {\nbb0:\n  ret\n}\n";
+        let mut plain = CostProfile::reference();
+        plain.instructions.run = 45.0;
+        let mut dearer = plain.clone();
+        dearer.instructions.run_perf_event = Some(70.0);
+        assert_eq!(bound_ps(perf, &dearer), bound_ps(perf, &plain) + 25_000);
+        assert_eq!(bound_ps(tracepoint, &dearer), bound_ps(tracepoint, &plain));
     }
 }

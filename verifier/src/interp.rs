@@ -209,7 +209,7 @@ pub fn run(
             m.op(&inst.op, ctx, env)?;
         }
         exec.instructions += 1;
-        exec.cost_ps += term_cost(&bb.term, profile);
+        exec.cost_ps += term_cost(&bb.term, func.probe.trigger, profile);
         block = match bb.term {
             Terminator::Return => return Ok(exec),
             Terminator::Jump(t) => t,

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolSection};
-use ppis_manifest::profile::{CostProfile, MapHelperCost};
+use ppis_manifest::profile::{CostProfile, MapHelperCost, TriggerKind};
 use ppis_manifest::{Attach, Manifest, MANIFEST_SECTION};
 use serde::Deserialize;
 
@@ -228,8 +228,8 @@ pub fn check_with_invariants(
         check_instructions(name, kind, &code)?;
         let stated = invariants.as_ref().and_then(|file| file.programs.get(name));
         let graph = control_flow(name, &code, stated.is_some())?;
-        let prices = Prices::new(policy.profile);
-        let trigger_ps = prices.trigger(kind);
+        let prices = Prices::new(policy.profile, kind);
+        let trigger_ps = prices.trigger();
         // Priced with the stated trip counts first (an honest bundle's cost refusal names the
         // cost), then the invariants and those counts are checked against the code.
         let stated_loops = stated.map(|s| s.loops.as_slice()).unwrap_or(&[]);
@@ -952,9 +952,11 @@ fn control_flow(name: &str, code: &[Insn], loops_allowed: bool) -> Result<Contro
     Ok(ControlFlow { successors, jump_targets, has_back_edges })
 }
 
-/// Host prices in integer picoseconds, like the verifier's, so sums are exact.
+/// Host prices in integer picoseconds, like the verifier's, so sums are exact, for one
+/// program: the trigger and the per-run cost depend on its kind.
 struct Prices<'a> {
     profile: &'a CostProfile,
+    kind: TriggerKind,
 }
 
 fn picos(ns: f64) -> u64 {
@@ -970,19 +972,19 @@ fn nanos(ps: u64) -> f64 {
 }
 
 impl Prices<'_> {
-    fn new(profile: &CostProfile) -> Prices<'_> {
-        Prices { profile }
+    fn new(profile: &CostProfile, kind: ProgramKind) -> Prices<'_> {
+        let kind = match kind {
+            ProgramKind::Tracepoint => TriggerKind::Tracepoint,
+            ProgramKind::Uprobe => TriggerKind::Uprobe,
+            ProgramKind::Uretprobe => TriggerKind::Uretprobe,
+            ProgramKind::RawTracepoint => TriggerKind::RawTracepoint,
+            ProgramKind::PerfEvent => TriggerKind::PerfEvent,
+        };
+        Prices { profile, kind }
     }
 
-    fn trigger(&self, kind: ProgramKind) -> u64 {
-        let t = &self.profile.triggers;
-        picos(match kind {
-            ProgramKind::Tracepoint => t.tracepoint,
-            ProgramKind::Uprobe => t.uprobe,
-            ProgramKind::Uretprobe => t.uretprobe,
-            ProgramKind::RawTracepoint => t.raw_tracepoint,
-            ProgramKind::PerfEvent => t.perf_event,
-        })
+    fn trigger(&self) -> u64 {
+        picos(self.profile.trigger(self.kind))
     }
 
     /// One instruction, sound for every operand: a load or store not through the frame
@@ -1033,7 +1035,7 @@ impl Prices<'_> {
             }
             // The exit also carries the per-run cost, as the verifier's `ret` does: every run
             // leaves through exactly one exit.
-            _ if insn.is_exit() => picos(i.branch) + picos(i.run),
+            _ if insn.is_exit() => picos(i.branch) + picos(self.profile.run(Some(self.kind))),
             // Jumps, branches and the exit, as the verifier prices IR terminators.
             _ => picos(i.branch),
         }

@@ -73,6 +73,23 @@ pub struct InstructionCosts {
     /// hashes stay what they were (see [`TriggerCosts`] for how optional fields hash).
     #[serde(default = "reference::run", skip_serializing_if = "reference::is_run")]
     pub run: f64,
+    /// The per-run cost on a perf event (`profile`, `interval`): the program runs from the
+    /// timer interrupt, often on a CPU that was idle, with cold caches, dearer than `run`
+    /// (measured on tracepoints and uprobes). Optional: absent means `run`, so older
+    /// profiles keep their bounds and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_perf_event: Option<f64>,
+}
+
+/// The attach mechanisms, as the profile prices them: what decides an event's fixed costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerKind {
+    Tracepoint,
+    Uprobe,
+    Uretprobe,
+    RawTracepoint,
+    /// `profile` and `interval` probes.
+    PerfEvent,
 }
 
 /// A map helper's cost depends on the map's implementation.
@@ -226,6 +243,7 @@ impl CostProfile {
                 branch: 1.0,
                 call: 2.0,
                 run: reference::run(),
+                run_perf_event: None,
             },
             helpers: HelperCosts {
                 map_lookup_elem: map(40.0, 10.0, 45.0, 12.0),
@@ -244,6 +262,30 @@ impl CostProfile {
                 get_current_cgroup_id: reference::get_current_cgroup_id(),
                 ringbuf_output: reference::ringbuf_output(),
             },
+        }
+    }
+
+    /// The fixed cost of delivering one event of `kind` to a program (ns): outside the
+    /// program's run time, so the kernel's statistics never see it.
+    pub fn trigger(&self, kind: TriggerKind) -> f64 {
+        let t = &self.triggers;
+        match kind {
+            TriggerKind::Tracepoint => t.tracepoint,
+            TriggerKind::Uprobe => t.uprobe,
+            TriggerKind::Uretprobe => t.uretprobe,
+            TriggerKind::RawTracepoint => t.raw_tracepoint,
+            TriggerKind::PerfEvent => t.perf_event,
+        }
+    }
+
+    /// The kernel's fixed cost of one run of a program on `kind` (ns), charged once per
+    /// event on the exit; `None` is a run without a trigger (`begin`/`end`, through
+    /// `BPF_PROG_TEST_RUN`), priced like one on a tracepoint.
+    pub fn run(&self, kind: Option<TriggerKind>) -> f64 {
+        let i = &self.instructions;
+        match kind {
+            Some(TriggerKind::PerfEvent) => i.run_perf_event.unwrap_or(i.run),
+            _ => i.run,
         }
     }
 
@@ -299,6 +341,7 @@ impl CostProfile {
             ("instructions.branch", i.branch),
             ("instructions.call", i.call),
             ("instructions.run", i.run),
+            ("instructions.run_perf_event", i.run_perf_event.unwrap_or(0.0)),
             ("helpers.ktime_get_ns", h.ktime_get_ns),
             ("helpers.get_current_pid_tgid", h.get_current_pid_tgid),
             ("helpers.get_current_uid_gid", h.get_current_uid_gid),
@@ -389,6 +432,28 @@ mod tests {
         negative.instructions.run = -1.0;
         let err = CostProfile::from_json(&negative.to_json()).unwrap_err();
         assert!(err.contains("instructions.run"), "{err}");
+    }
+
+    /// A perf-event run has its own price when the profile gives one, and the plain per-run
+    /// price otherwise; other triggers and trigger-less runs always pay the plain one.
+    #[test]
+    fn perf_event_runs_pay_their_own_price_when_the_profile_has_one() {
+        let mut p = CostProfile::reference();
+        p.instructions.run = 50.0;
+        assert!(!p.to_json().contains("run_perf_event"));
+        assert_eq!(p.run(Some(TriggerKind::PerfEvent)), 50.0);
+        let plain_hash = p.hash();
+        p.instructions.run_perf_event = Some(80.0);
+        assert_ne!(p.hash(), plain_hash);
+        let reread = CostProfile::from_json(&p.to_json()).unwrap();
+        assert_eq!(reread.run(Some(TriggerKind::PerfEvent)), 80.0);
+        for kind in [TriggerKind::Tracepoint, TriggerKind::Uprobe, TriggerKind::Uretprobe, TriggerKind::RawTracepoint] {
+            assert_eq!(reread.run(Some(kind)), 50.0, "{kind:?}");
+        }
+        assert_eq!(reread.run(None), 50.0);
+        p.instructions.run_perf_event = Some(-1.0);
+        let err = CostProfile::from_json(&p.to_json()).unwrap_err();
+        assert!(err.contains("run_perf_event"), "{err}");
     }
 
     #[test]
