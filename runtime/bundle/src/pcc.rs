@@ -1412,6 +1412,23 @@ mod tests {
     }
     const JGE_IMM: u8 = 0x35;
 
+    /// The exit carries the per-run price of the program's kind: a perf event's own when the
+    /// profile has one, the plain one elsewhere, as the verifier charges `ret`.
+    #[test]
+    fn the_exit_of_a_perf_event_program_pays_the_perf_event_run_price() {
+        let mut profile = CostProfile::reference();
+        profile.instructions.run = 40.0;
+        profile.instructions.run_perf_event = Some(90.0);
+        let code = decode("p", &exit()).unwrap();
+        let branch = picos(profile.instructions.branch);
+        let price = |kind| Prices::new(&profile, kind).insn(&code[0], None, 0);
+        assert_eq!(price(ProgramKind::PerfEvent), branch + 90_000);
+        for kind in [ProgramKind::Tracepoint, ProgramKind::Uprobe, ProgramKind::Uretprobe, ProgramKind::RawTracepoint] {
+            assert_eq!(price(kind), branch + 40_000, "{kind:?}");
+        }
+        assert_eq!(Prices::new(&profile, ProgramKind::PerfEvent).trigger(), picos(profile.triggers.perf_event));
+    }
+
     #[test]
     fn a_counted_loop_carries_its_trip_count_and_is_priced_per_trip() {
         let code = vec![
