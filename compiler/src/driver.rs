@@ -74,6 +74,36 @@ pub fn compile_program(
     (compiled, diags, sources)
 }
 
+/// The bytes a build's source hash covers (`hashes.source` in the certificate, `source_hash`
+/// in the bundle): the main file's text alone when the program uses no module and overrides
+/// no const, so such builds hash their file as `sha256sum` does; otherwise the main text,
+/// every module by its name (`stdlib/…`, independent of where the stdlib is installed) and
+/// text, and the `-D` overrides, each framed by its length, so that a change to any input
+/// of the build changes the hash and no two input sets frame to the same bytes.
+pub fn source_identity(sources: &ppis_lang::modules::Sources, check: &ppis_lang::CheckOptions) -> Vec<u8> {
+    let Some((main, modules)) = sources.files.split_first() else { return Vec::new() };
+    if modules.is_empty() && check.const_overrides.is_empty() {
+        return main.text.as_bytes().to_vec();
+    }
+    let mut out = b"ppis sources v1\n".to_vec();
+    let mut framed = |kind: &str, parts: &[&str]| {
+        out.extend_from_slice(kind.as_bytes());
+        for part in parts {
+            out.extend_from_slice(format!(" {}:", part.len()).as_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+        out.push(b'\n');
+    };
+    framed("main", &[&main.text]);
+    for module in modules {
+        framed("module", &[&module.name, &module.text]);
+    }
+    for (name, value) in &check.const_overrides {
+        framed("define", &[name, value]);
+    }
+    out
+}
+
 /// The stages after checking: lowering, verification, code generation.
 fn compile_checked(
     program: Option<hir::Program>,
@@ -137,8 +167,8 @@ fn sorted(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 /// verdict, the cost profile's hash, and hashes of the source, the IR and `object`.
 /// Each probe also names its Coq proof file and the program-cost bound that file proves
 /// (`coq`: `{file, theorem, program_cost_bound_ps}`), so the two artifacts state one bound.
-pub fn certificate_json(compiled: &Compiled, source: &str, object: &[u8], profile: &CostProfile) -> String {
-    let inputs = ppis_verifier::CertificateInputs { source: source.as_bytes(), bytecode: object };
+pub fn certificate_json(compiled: &Compiled, source: &[u8], object: &[u8], profile: &CostProfile) -> String {
+    let inputs = ppis_verifier::CertificateInputs { source, bytecode: object };
     let certificate = ppis_verifier::certificate(&compiled.lowered.module, &compiled.verdict, &inputs);
     let mut json: serde_json::Value = serde_json::from_str(&certificate.to_json()).expect("certificate is JSON");
     let proofs = coq_proofs(compiled, profile);
@@ -273,7 +303,7 @@ fn coq_item_cost(item: crate::coq::CostItem, trigger: ppis_ir::Trigger, profile:
 pub fn bundle(
     compiled: &Compiled,
     name: &str,
-    source: &str,
+    source: &[u8],
     profile: &CostProfile,
     key: &ppis_bundle::SigningKey,
 ) -> Result<Vec<u8>, ppis_bundle::BundleError> {
@@ -288,7 +318,7 @@ pub fn bundle(
         name: name.to_string(),
         compiler_version: format!("ppisc {}", env!("CARGO_PKG_VERSION")),
         cost_profile_hash: profile.hash(),
-        source_hash: ppis_bundle::sha256_hex(source.as_bytes()),
+        source_hash: ppis_bundle::sha256_hex(source),
         manifest: compiled.lowered.manifest.clone(),
         object,
         certificate,

@@ -305,14 +305,17 @@ impl Ctx {
 }
 
 /// Compiles a file, printing diagnostics; `None` when it has errors.
-fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(String, Compiled)>> {
+/// Compiles `path` with its modules; returns what the build's source hash covers
+/// ([`driver::source_identity`]) and the compiled program, or `None` after printing errors.
+fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(Vec<u8>, Compiled)>> {
     let source = read_source(path)?;
+    let check = ctx.check_options();
     let (compiled, diags, sources) = driver::compile_program(
         &path.display().to_string(),
         &source.text,
         &HostTargets,
         &ctx.modules(),
-        &ctx.check_options(),
+        &check,
         &ctx.options(opts),
     );
     let diags = with_encoding(&source, diags);
@@ -320,7 +323,7 @@ fn compile_file(ctx: &Ctx, path: &Path, opts: LowerOptions) -> Result<Option<(St
     if source.encoding_error.is_some() {
         return Ok(None);
     }
-    Ok(compiled.map(|c| (source.text, c)))
+    Ok(compiled.map(|c| (driver::source_identity(&sources, &check), c)))
 }
 
 fn check(

@@ -55,7 +55,7 @@ fn compile(source: &str, targets: &dyn Targets) -> Option<Compiled> {
 fn parts(compiled: &Compiled, source: &str) -> Parts {
     let profile = CostProfile::reference();
     let object = driver::object(compiled);
-    let certificate = driver::certificate_json(compiled, source, &object, &profile).into_bytes();
+    let certificate = driver::certificate_json(compiled, source.as_bytes(), &object, &profile).into_bytes();
     let invariants = driver::invariants_json(&object);
     let header = Header {
         name: "t".into(),

@@ -46,7 +46,7 @@ fn the_load_time_checker_accepts_lru_maps_stats_cgroup_buf_clear_and_usdt() {
     let (compiled, diagnostics) = driver::compile(SOURCE, &common::FakeTargets, &options);
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:#?}"));
     let object = driver::object(&compiled);
-    let certificate = driver::certificate_json(&compiled, SOURCE, &object, &profile).into_bytes();
+    let certificate = driver::certificate_json(&compiled, SOURCE.as_bytes(), &object, &profile).into_bytes();
     let invariants = driver::invariants_json(&object);
     let header = Header {
         name: "t".into(),

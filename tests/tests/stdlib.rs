@@ -201,3 +201,45 @@ fn syscalls_count_module_counts_exactly_the_childs_kills() {
     let total = maps.get("syscalls_total").and_then(serde_json::Value::as_u64).expect("syscalls_total");
     assert!((KILLS..KILLS + 500).contains(&total), "syscalls_total = {total}\n{}", outcome.transcript());
 }
+
+/// The certificate's `hashes.source` of `ppisc build FILE` with `args`, run in `dir`.
+fn certified_source_hash(dir: &Path, file: &str, args: &[&std::ffi::OsStr]) -> String {
+    let mut all: Vec<&std::ffi::OsStr> = vec![
+        "build".as_ref(),
+        file.as_ref(),
+        "-o".as_ref(),
+        "out.o".as_ref(),
+        "--certificate".as_ref(),
+        "cert.json".as_ref(),
+    ];
+    all.extend_from_slice(args);
+    let outcome = run_ppisc(dir, all);
+    outcome.assert_success();
+    let certificate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cert.json")).unwrap()).unwrap();
+    certificate["hashes"]["source"].as_str().expect("a source hash").to_string()
+}
+
+/// A build's source hash covers every input: a file without modules or overrides hashes as
+/// `sha256sum` does; with modules, editing a module or setting a `-D` const changes it.
+#[test]
+fn the_source_hash_covers_modules_and_const_overrides() {
+    let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "stdlib_source_hash");
+    let lib = custom_stdlib(&dir);
+    let plain = "map kills: count;\nprobe tracepoint:syscalls:sys_enter_kill rate <= 1k/s {\n    kills.inc();\n}\n";
+    write_file(&dir, "plain.ppl", plain);
+    let sha256sum = Command::new("sha256sum").arg(dir.join("plain.ppl")).output().expect("sha256sum runs");
+    let expected = String::from_utf8_lossy(&sha256sum.stdout).split_whitespace().next().unwrap().to_string();
+    assert_eq!(certified_source_hash(&dir, "plain.ppl", &[]), format!("sha256:{expected}"));
+
+    write_file(&dir, "main.ppl", "use stdlib::custom::kills;\nuse stdlib::syscalls::count;\n");
+    let with_lib = ["--stdlib".as_ref(), lib.as_os_str()];
+    let before = certified_source_hash(&dir, "main.ppl", &with_lib);
+    assert_eq!(certified_source_hash(&dir, "main.ppl", &with_lib), before, "the hash is not deterministic");
+    let define = ["--stdlib".as_ref(), lib.as_os_str(), "-D".as_ref(), "SYSCALLS_COUNT_PID=7".as_ref()];
+    assert_ne!(certified_source_hash(&dir, "main.ppl", &define), before, "a -D override is not covered");
+    let module = lib.join("custom/kills.ppl");
+    let text = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(&module, text.replace("rate <= 1k/s", "rate <= 2k/s")).unwrap();
+    assert_ne!(certified_source_hash(&dir, "main.ppl", &with_lib), before, "a module edit is not covered");
+}
