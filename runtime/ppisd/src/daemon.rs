@@ -642,6 +642,9 @@ impl Daemon {
         let mut state = MetricsState::default();
         for loaded in self.loaded.values() {
             state.loaded_at.insert(loaded.name.clone(), loaded.loaded_at);
+            if loaded.events.is_some() {
+                state.events_lost.insert(loaded.name.clone(), loaded.events_lost);
+            }
             for (index, probe) in loaded.probes.iter().enumerate() {
                 state.probes.push(ProbeMetrics {
                     bundle: loaded.name.clone(),

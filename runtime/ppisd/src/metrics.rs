@@ -49,6 +49,9 @@ pub struct MetricsState {
     pub activations: Vec<ActivationMetrics>,
     /// What `GET /explain` answers: per dormant probe, the activator's explanation (JSON).
     pub explain: serde_json::Value,
+    /// Per bundle (by name) that sends events (`emit`, `print`): records lost to a full ring
+    /// buffer since it was loaded.
+    pub events_lost: BTreeMap<String, u64>,
 }
 
 /// One dormant probe's activator numbers.
@@ -229,6 +232,18 @@ impl Collector for StateCollector {
                 } else {
                     family.encode_gauge(&value(probe))?;
                 }
+            }
+        }
+        if !state.events_lost.is_empty() {
+            let mut metric = encoder.encode_descriptor(
+                "ppis_events_lost",
+                "Events (emit, print) lost because the bundle's ring buffer was full",
+                None,
+                MetricType::Counter,
+            )?;
+            for (bundle, lost) in &state.events_lost {
+                let labels: Labels = vec![("bundle".into(), escape_label_value(bundle))];
+                metric.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(lost, None)?;
             }
         }
         for map in &state.maps {
@@ -434,6 +449,20 @@ pub(crate) mod tests {
             ..MetricsState::default()
         };
         insta::assert_snapshot!(encode(&Arc::new(Mutex::new(state))));
+    }
+
+    /// Lost events are a counter per bundle that sends events, absent otherwise.
+    #[test]
+    fn lost_events_are_counted_per_bundle() {
+        assert!(!encode(&Arc::new(Mutex::new(MetricsState::default()))).contains("ppis_events_lost"));
+        let state = MetricsState {
+            events_lost: [("opensnoop".to_string(), 17), ("exec\"snoop".to_string(), 0)].into_iter().collect(),
+            ..MetricsState::default()
+        };
+        let text = encode(&Arc::new(Mutex::new(state)));
+        assert!(text.contains("# TYPE ppis_events_lost counter"), "{text}");
+        assert!(text.contains("ppis_events_lost_total{bundle=\"opensnoop\"} 17"), "{text}");
+        assert!(text.contains("ppis_events_lost_total{bundle=\"exec\\\"snoop\"} 0"), "{text}");
     }
 
     #[test]
