@@ -4,7 +4,8 @@
       topological numbering, which the exporter chooses), and every target exists;
     - [wcet]: the costliest path from the entry, by one pass over that order;
     - [check_bounds]: every slot and map-value access stays within its declared size (a string
-      read's bound [len] included), and
+      or raw read's bound [len] and a ring buffer record's [len] included), the ring buffer and
+      stack-trace helpers name a map of their kind, and
       map-value pointers keep the map their register is declared with. *)
 
 From Coq Require Import ZArith NArith List Bool.
@@ -73,6 +74,11 @@ Definition op_ok (p : function) (o : op) : bool :=
   | Call _ (GetCurrentComm slot) => slot_ok p slot 0 16
   | Call _ (ProbeReadStr slot len _ _) => slot_ok p slot 0 len
   | Call _ (ProbeRead slot len _) => slot_ok p slot 0 len
+  | Call _ (RingbufOutput m slot len) =>
+      slot_ok p slot 0 len
+      && match nth_error (fn_maps p) m with Some d => is_ring_buffer (map_type d) | None => false end
+  | Call _ (GetStackId m _) =>
+      match nth_error (fn_maps p) m with Some d => is_stack_trace (map_type d) | None => false end
   | MapLookup dst m key =>
       match nth_error (fn_maps p) m with
       | Some d => slot_ok p key 0 (key_size d) && option_nat_eqb (reg_type p dst) (Some m)

@@ -41,11 +41,21 @@ Inductive helper : Type :=
 | GetCurrentCgroupId
 (* [bpf_probe_read_user]/[bpf_probe_read_kernel] of [len] raw bytes at [ptr] into slot [slot],
    from offset 0: the bytes are an oracle's, bounded by [len] like a string read's. *)
-| ProbeRead (slot : nat) (len : N) (ptr : nat).
+| ProbeRead (slot : nat) (len : N) (ptr : nat)
+(* [bpf_ringbuf_output(map, slot, len, 0)] ([emit], [print]): reads the first [len] bytes of
+   slot [slot] and sends them to ring buffer [map] as one record; the result (0, or < 0 when
+   the buffer is full and the record is lost) is an oracle's. *)
+| RingbufOutput (map : nat) (slot : nat) (len : N)
+(* [bpf_get_stackid(ctx, map, flags)] ([ustack], [kstack] keys): walks the user ([user] =
+   true) or kernel stack into stack-trace map [map]; the id (or a negative errno, which the
+   program then tests) is an oracle's. It touches no slot, and programs never read the
+   stack-trace map, so the model leaves the map as it was. *)
+| GetStackId (map : nat) (user : bool).
 
 (** The helper's identity without its arguments: what the cost table is indexed by. *)
 Inductive helper_kind : Type :=
-| HPidTgid | HUidGid | HComm | HKtime | HSmpId | HReadUserStr | HReadKernelStr | HCgroup | HProbeRead.
+| HPidTgid | HUidGid | HComm | HKtime | HSmpId | HReadUserStr | HReadKernelStr | HCgroup | HProbeRead
+| HRingbufOutput | HGetStackId.
 
 Definition kind_of_helper (h : helper) : helper_kind :=
   match h with
@@ -58,6 +68,8 @@ Definition kind_of_helper (h : helper) : helper_kind :=
   | ProbeReadStr _ _ _ KernelSpace => HReadKernelStr
   | GetCurrentCgroupId => HCgroup
   | ProbeRead _ _ _ => HProbeRead
+  | RingbufOutput _ _ _ => HRingbufOutput
+  | GetStackId _ _ => HGetStackId
   end.
 
 Inductive op : Type :=
@@ -88,8 +100,21 @@ Record block : Type := mk_block {
   b_term : terminator;
 }.
 
+(** [RingBuf]: [BPF_MAP_TYPE_RINGBUF], written only by [RingbufOutput] ([max_entries] is its
+    size in bytes, key and value sizes 0); its contents are the records sent, in order, each as
+    an entry with an empty key. [StackTrace]: [BPF_MAP_TYPE_STACK_TRACE], the map
+    [GetStackId] records stacks in. [LruHash], [LruPerCpuHash]: hash maps that evict their
+    least recently used entry on an insert into a full map; the model does not evict (the
+    insert fails, as into a full hash map), which changes values only, never termination, cost
+    or bounds. They are kinds of their own so that the cost table can price them apart. *)
 Inductive map_kind : Type :=
-| Hash | Array | PerCpuHash | PerCpuArray.
+| Hash | Array | PerCpuHash | PerCpuArray | RingBuf | StackTrace | LruHash | LruPerCpuHash.
+
+Definition is_ring_buffer (k : map_kind) : bool :=
+  match k with RingBuf => true | _ => false end.
+
+Definition is_stack_trace (k : map_kind) : bool :=
+  match k with StackTrace => true | _ => false end.
 
 Record map_decl : Type := mk_map {
   map_type : map_kind;
@@ -127,7 +152,8 @@ Definition reg_type (p : function) (r : nat) : option nat :=
     chose (the exporter copies the compiler's table). Costs are static: they depend on the
     instruction (and, for map operations, on the map's type), never on run-time values.
     A string read costs its kind's [c_helper] plus [c_helper_per_byte] per byte of its bound
-    [len] (the bound, not the bytes actually copied: those are only known at run time). *)
+    [len] (the bound, not the bytes actually copied: those are only known at run time); a raw
+    read likewise, and a ring buffer output [c_helper_per_byte] per byte of its record. *)
 Record cost_table : Type := mk_costs {
   c_mov : N;
   c_alu : aluop -> N;
@@ -159,11 +185,13 @@ Definition map_cost (f : map_kind -> N) (p : function) (m : nat) : N :=
   | None => 0%N
   end.
 
-(** The part of a helper's cost that grows with its byte bound: only string reads have one. *)
+(** The part of a helper's cost that grows with its byte count: string and raw-byte reads (by
+    their bound) and ring buffer output (by the record's size) have one. *)
 Definition helper_bytes_cost (ct : cost_table) (h : helper) : N :=
   match h with
   | ProbeReadStr _ len _ _ => c_helper_per_byte ct (kind_of_helper h) * len
   | ProbeRead _ len _ => c_helper_per_byte ct (kind_of_helper h) * len
+  | RingbufOutput _ _ len => c_helper_per_byte ct (kind_of_helper h) * len
   | _ => 0
   end.
 

@@ -7,6 +7,10 @@
       (an access past it is the fault [OutOfBounds], which [check_bounds] rules out);
     - maps are association lists from key bytes to value bytes; hash maps hold at most
       [max_entries] keys, array maps have every index below [max_entries] (zero until written);
+      a ring buffer holds the records sent to it, in order, each under the empty key (a
+      [RingbufOutput] that the environment says succeeded (result 0) appends the [len] bytes
+      it read from its slot); a stack-trace map is never read by probes, and [GetStackId]
+      leaves it as it was;
     - everything the program cannot know in advance comes from an environment [env]: the
       context bytes, helper results, the initial registers, stack bytes and map contents.
       The theorems quantify over every environment, so they hold whatever the kernel returns;
@@ -190,7 +194,7 @@ Fixpoint assoc_remove (k : list Z) (l : list (list Z * list Z)) : list (list Z *
 Definition is_array (k : map_kind) : bool :=
   match k with
   | Array | PerCpuArray => true
-  | Hash | PerCpuHash => false
+  | Hash | PerCpuHash | RingBuf | StackTrace | LruHash | LruPerCpuHash => false
   end.
 
 (** An array map's index: the key's first four bytes, little-endian. *)
@@ -296,6 +300,26 @@ Definition exec_op (p : function) (e : env) (o : op) (s : state) : op_result :=
                       OpOk (set_slots s (write_bytes (st_slots s) slot 0
                                            (firstn (N.to_nat len) (env_str e (st_calls s)))))
                     else OpFault OutOfBounds
+                | RingbufOutput m slot len =>
+                    (* reads [len] bytes of the slot: the record; the buffer keeps it when the
+                       helper reports success (0), a full buffer loses it *)
+                    match nth_error (fn_maps p) m with
+                    | Some d =>
+                        if slot_ok p slot 0 len then
+                          if is_ring_buffer (map_type d) then
+                            if Z.eqb (norm (env_helper e (st_calls s))) 0 then
+                              OpOk (set_map s m (st_maps s m ++ [([], read_bytes (st_slots s slot) 0 len)]))
+                            else OpOk s
+                          else OpFault IllTyped
+                        else OpFault OutOfBounds
+                    | None => OpFault OutOfBounds
+                    end
+                | GetStackId m _ =>
+                    (* the stack id is the oracle's result; nothing the program reads changes *)
+                    match nth_error (fn_maps p) m with
+                    | Some d => if is_stack_trace (map_type d) then OpOk s else OpFault IllTyped
+                    | None => OpFault OutOfBounds
+                    end
                 | _ => OpOk s
                 end in
       let result := match h with GetCurrentComm _ => 0 | _ => env_helper e (st_calls s) end in

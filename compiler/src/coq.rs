@@ -16,10 +16,9 @@
 //! and trip count) and potentials for the step count and the cost; its bound is the entry's
 //! cost potential, which is what the Coq `loop_bound` computes.
 //!
-//! Not every probe fits the Coq model ([`unsupported`]): one with a loop of another shape, or
-//! one that sends events or records stacks, is exported as a file holding only a comment that
-//! says why; the verifier's certificate alone covers it, and its structural bound is
-//! `u64::MAX` (none). See docs/proofs.md.
+//! Not every probe fits the Coq model ([`unsupported`]): one with a loop of another shape is
+//! exported as a file holding only a comment that says why; the verifier's certificate alone
+//! covers it, and its structural bound is `u64::MAX` (none). See docs/proofs.md.
 
 use std::fmt::Write;
 
@@ -37,11 +36,11 @@ pub enum HelperKind {
     ProbeReadUserStr,
     /// `bpf_probe_read_kernel_str`.
     ProbeReadKernelStr,
-    /// `bpf_ringbuf_output` (`emit`, `print`): not in the Coq model (a probe calling it is
-    /// [`unsupported`]), so not in [`HelperKind::ALL`], the helpers of the Coq cost table.
+    /// `bpf_ringbuf_output` (`emit`, `print`): reads its record's `len` bytes from a slot,
+    /// priced `Helper + len × HelperPerByte` like a read of `len` bytes.
     RingbufOutput,
-    /// `bpf_get_stackid` (`ustack`/`kstack` keys): not in the Coq model either (a probe
-    /// calling it is [`unsupported`]).
+    /// `bpf_get_stackid` (`ustack`/`kstack` keys): an oracle scalar (a stack id or a negative
+    /// errno), no slot access.
     GetStackId,
     /// `bpf_get_current_cgroup_id` (`cgroup`): an oracle scalar, like `ktime_get_ns`.
     GetCurrentCgroupId,
@@ -51,7 +50,8 @@ pub enum HelperKind {
 }
 
 impl HelperKind {
-    pub const ALL: [HelperKind; 9] = [
+    /// The helpers of the Coq cost table (`helper_kind` in `proofs/IR.v`), in its order.
+    pub const ALL: [HelperKind; 11] = [
         HelperKind::GetCurrentPidTgid,
         HelperKind::GetCurrentUidGid,
         HelperKind::GetCurrentComm,
@@ -61,6 +61,8 @@ impl HelperKind {
         HelperKind::ProbeReadKernelStr,
         HelperKind::GetCurrentCgroupId,
         HelperKind::ProbeRead,
+        HelperKind::RingbufOutput,
+        HelperKind::GetStackId,
     ];
 
     /// The helper's kind.
@@ -114,7 +116,8 @@ pub enum CostItem {
     ZeroSlot,
     /// A helper call's fixed part (the whole cost of a helper without a byte bound).
     Helper(HelperKind),
-    /// What each byte of a helper's bound adds (a string read's `len`); 0 for other helpers.
+    /// What each byte a helper reads or writes adds (a string or raw read's bound `len`, a ring
+    /// buffer record's `len`); 0 for other helpers.
     HelperPerByte(HelperKind),
     MapLookup(MapType),
     MapUpdate(MapType),
@@ -141,7 +144,17 @@ const ALU_OPS: [AluOp; 11] = [
     AluOp::AShr,
 ];
 
-const MAP_TYPES: [MapType; 4] = [MapType::Hash, MapType::Array, MapType::PerCpuHash, MapType::PerCpuArray];
+/// The Coq `map_kind`s, one per constructor.
+const MAP_TYPES: [MapType; 8] = [
+    MapType::Hash,
+    MapType::Array,
+    MapType::PerCpuHash,
+    MapType::PerCpuArray,
+    MapType::RingBuf,
+    MapType::StackTrace,
+    MapType::LruHash,
+    MapType::LruPerCpuHash,
+];
 
 impl CostItem {
     /// What `op` is priced as (for a string read, its fixed part: see [`op_cost`]); `None`
@@ -231,13 +244,16 @@ fn ordered_blocks(func: &Function) -> Vec<OrderedBlock> {
 }
 
 /// `op`'s price as the Coq `op_cost` computes it: its item's, plus for a string or raw-byte
-/// read [`CostItem::HelperPerByte`] times its bound.
+/// read [`CostItem::HelperPerByte`] times its bound, and for a ring buffer output times its
+/// record's size.
 pub fn op_cost(op: &Op, maps: &[Map], cost: &dyn Fn(CostItem) -> u64) -> u64 {
     let fixed = CostItem::of_op(op, maps).map_or(0, cost);
     let per_byte = match op {
-        Op::Call { helper: h @ (Helper::ProbeReadStr { len, .. } | Helper::ProbeRead { len, .. }), .. } => {
-            cost(CostItem::HelperPerByte(HelperKind::of(*h))).saturating_mul(u64::from(*len))
-        }
+        Op::Call {
+            helper:
+                h @ (Helper::ProbeReadStr { len, .. } | Helper::ProbeRead { len, .. } | Helper::RingbufOutput { len, .. }),
+            ..
+        } => cost(CostItem::HelperPerByte(HelperKind::of(*h))).saturating_mul(u64::from(*len)),
         _ => 0,
     };
     fixed.saturating_add(per_byte)
@@ -435,14 +451,13 @@ fn map_kind(kind: MapType) -> &'static str {
         MapType::Array => "Array",
         MapType::PerCpuHash => "PerCpuHash",
         MapType::PerCpuArray => "PerCpuArray",
-        // Not a Coq map type: `function_term` leaves the (trailing) ring buffer out.
         MapType::RingBuf => "RingBuf",
-        // Not a Coq map type either: a probe that records stacks is `unsupported`.
         MapType::StackTrace => "StackTrace",
-        // The Coq model has no eviction: an LRU map is modelled as the hash map it otherwise
-        // is (an insert that may fail is a sound over-approximation of one that evicts).
-        MapType::LruHash => "Hash",
-        MapType::LruPerCpuHash => "PerCpuHash",
+        // The Coq model has no eviction: an LRU map behaves as the hash map it otherwise is
+        // (an insert that may fail is a sound over-approximation of one that evicts), but is
+        // a kind of its own so that its operations are priced as the verifier prices them.
+        MapType::LruHash => "LruHash",
+        MapType::LruPerCpuHash => "LruPerCpuHash",
     }
 }
 
@@ -460,7 +475,6 @@ fn helper(h: Helper) -> String {
             };
             format!("(ProbeReadStr {} {} {} {space})", slot.0, n(len), ptr.0)
         }
-        // Never printed: a probe that calls it is `unsupported`.
         Helper::RingbufOutput { map, slot, len } => format!("(RingbufOutput {map} {} {})", slot.0, n(len)),
         Helper::GetStackId { map, user } => format!("(GetStackId {map} {user})"),
         Helper::GetCurrentCgroupId => "GetCurrentCgroupId".into(),
@@ -471,28 +485,12 @@ fn helper(h: Helper) -> String {
 /// Why the Coq model cannot express `func`, if it cannot: a loop whose hints cannot be
 /// computed (`proofs/Loops.v` handles loops whose header tests `counter < bound` unsigned,
 /// whose counter only the latch steps, once, by a positive constant, and whose bound has a
-/// known maximum: the shape `for` lowers to and the verifier accepts), or a helper the model
-/// lacks (ring buffer output, stack ids; raw byte reads and the cgroup id are modelled).
+/// known maximum: the shape `for` lowers to and the verifier accepts). Every helper is in the
+/// model (ring buffer output and stack ids included).
 pub fn unsupported(func: &Function) -> Option<String> {
     let blocks = ordered_blocks(func);
     if let Err(why) = loop_hints(func, &blocks) {
         return Some(format!("it contains a loop the Coq loop checker cannot certify: {why}"));
-    }
-    let sends_events = func
-        .cfg
-        .node_weights()
-        .flat_map(|b| &b.insts)
-        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::RingbufOutput { .. }, .. }));
-    if sends_events {
-        return Some("it sends events to a ring buffer (`emit`, `print`), which the Coq model does not cover".into());
-    }
-    let records_stacks = func
-        .cfg
-        .node_weights()
-        .flat_map(|b| &b.insts)
-        .any(|inst| matches!(inst.op, Op::Call { helper: Helper::GetStackId { .. }, .. }));
-    if records_stacks {
-        return Some("it records stacks (`ustack`, `kstack`), which the Coq model does not cover".into());
     }
     None
 }
@@ -551,11 +549,9 @@ fn cost_match(items: impl IntoIterator<Item = (&'static str, CostItem)>, cost: &
 fn function_term(func: &Function, maps: &[Map], ident: &str) -> String {
     let mut out = String::new();
     let slots: Vec<String> = func.slots.iter().map(|&s| n(s)).collect();
-    // The compiler puts the ring buffer of `emit`/`print` after every other map, and only
-    // probes the Coq model does not cover use it: the others are exported without it.
+    // Every map, in order, so that map `m` of the IR is map `m` of the Coq term.
     let map_decls: Vec<String> = maps
         .iter()
-        .take_while(|m| m.kind != MapType::RingBuf)
         .map(|m| {
             format!(
                 "\n    (* {} *) {{| map_type := {}; key_size := {}; value_size := {}; max_entries := {} |}}",

@@ -233,9 +233,12 @@ pub fn coq_proofs(compiled: &Compiled, profile: &CostProfile) -> Vec<CoqProof> {
 /// The profile's cost of one Coq cost item, in picoseconds, priced as the verifier prices the
 /// corresponding instruction (`ppis_verifier::cost`), except that zeroing a slot is charged
 /// as the largest possible slot (the Coq table has one price per item, not per slot size),
-/// and that a string read's fixed and per-byte parts are rounded up to picoseconds separately:
-/// the Coq table prices it `Helper + len × HelperPerByte` (affine in `len`), and rounding both
-/// parts up keeps that at least the verifier's `picos(base + per_byte × len)`.
+/// and that the fixed and per-byte parts of a string read, a raw read and a ring buffer output
+/// (`helpers.ringbuf_output`, by the record's `len`) are rounded up to picoseconds separately:
+/// the Coq table prices them `Helper + len × HelperPerByte` (affine in `len`), and rounding
+/// both parts up keeps that at least the verifier's `picos(base + per_byte × len)`. The other
+/// oracle helpers (`helpers.get_stackid`, `helpers.get_current_cgroup_id`) are rounded up
+/// too, so each Coq price is at least the verifier's.
 fn coq_item_cost(item: crate::coq::CostItem, trigger: ppis_ir::Trigger, profile: &CostProfile) -> u64 {
     use crate::coq::{CostItem, HelperKind};
     use ppis_ir::MapType;

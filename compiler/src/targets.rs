@@ -65,6 +65,7 @@ impl Targets for HostTargets {
                 name: site.name,
                 address: site.address,
                 semaphore: site.semaphore,
+                semaphore_unusable: site.semaphore_offset.and_then(Result::err),
                 args: site.args,
             })
             .collect())

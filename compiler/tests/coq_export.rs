@@ -150,6 +150,66 @@ bb2:
 }
 ";
 
+/// What `emit` lowers to (tests/filetests/verify/ringbuf_record.ir): a record built in a
+/// 16-byte slot, its first 12 bytes sent to the ring buffer, and the drop counter incremented
+/// when the helper fails. The record is the first helper call, so its result is 0 (success)
+/// in the environment with seed 0 and not in the others.
+const EMIT: &str = "map m0 ppis.drops: percpu_array key 4 value 8 max 1
+map m1 ppis.events: ringbuf key 0 value 0 max 262144
+
+fn probe0(ctx: tracepoint) trigger tracepoint rate 1000 {
+  slot s0: 16
+  slot s1: 8
+  v2: *ppis.drops?
+bb0:
+  zero s0
+  store s0+0 u32, 7
+  v0 = load.ctx 8 u64
+  store s0+8 u64, v0
+  v1 = call ringbuf_output(ppis.events, s0, 12)
+  br.eq v1, 0, bb3, bb1
+bb1:
+  store s1+0 u32, 0
+  v2 = map.lookup ppis.drops, s1
+  br.null v2, bb3, bb2
+bb2:
+  v3 = load v2+0 u64
+  v4 = add v3, 1
+  store v2+0 u64, v4
+  jump bb3
+bb3:
+  ret
+}
+";
+
+/// `ustack`/`kstack` keys (examples/profile.ppl): two stack ids, the user one tested for an
+/// error (negative as a signed 32-bit value) before both go into a hash map's key.
+const STACKS: &str = "map m0 users: hash key 8 value 8 max 1024
+map m1 ustack.127: stack_trace key 4 value 1016 max 2048
+map m2 kstack.127: stack_trace key 4 value 1016 max 2048
+
+fn probe0(ctx: perf_event) trigger perf_event rate 99 {
+  slot s0: 8
+  slot s1: 8
+bb0:
+  v0 = call get_stackid(ctx, ustack.127, user)
+  v1 = sext32 v0
+  br.slt v1, 0, bb2, bb1
+bb1:
+  v2 = call get_stackid(ctx, kstack.127, kernel)
+  v3 = zext32 v2
+  v4 = zext32 v0
+  v5 = shl v3, 32
+  v6 = or v4, v5
+  store s0+0 u64, v6
+  store s1+0 u64, 1
+  map.update users, s0, s1, 0
+  ret
+bb2:
+  ret
+}
+";
+
 /// A counting loop (tests/filetests/verify/loop.ir).
 const LOOP: &str = "fn probe0(ctx: tracepoint) {
 bb0:
@@ -354,16 +414,19 @@ fn cost(item: CostItem) -> u64 {
         CostItem::Helper(HelperKind::ProbeReadUserStr) => 40,
         CostItem::Helper(HelperKind::ProbeReadKernelStr) => 45,
         CostItem::Helper(HelperKind::GetCurrentCgroupId) => 17,
-        // Not in the Coq model (a probe calling them is unsupported), priced all the same.
         CostItem::Helper(HelperKind::ProbeRead) => 33,
-        CostItem::Helper(HelperKind::RingbufOutput | HelperKind::GetStackId) => 50,
+        CostItem::Helper(HelperKind::RingbufOutput) => 55,
+        CostItem::Helper(HelperKind::GetStackId) => 47,
         CostItem::HelperPerByte(HelperKind::ProbeReadUserStr) => 3,
         CostItem::HelperPerByte(HelperKind::ProbeReadKernelStr) => 5,
         CostItem::HelperPerByte(HelperKind::ProbeRead) => 7,
+        CostItem::HelperPerByte(HelperKind::RingbufOutput) => 9,
         // Priced so that a per-byte cost where none belongs would show.
         CostItem::HelperPerByte(_) => 1000,
         CostItem::MapLookup(MapType::Hash) => 60,
         CostItem::MapLookup(MapType::PerCpuHash) => 65,
+        CostItem::MapLookup(MapType::LruHash) => 61,
+        CostItem::MapUpdate(MapType::LruPerCpuHash) => 93,
         CostItem::MapLookup(_) => 15,
         CostItem::MapUpdate(MapType::Array | MapType::PerCpuArray) => 30,
         CostItem::MapUpdate(_) => 90,
@@ -480,7 +543,7 @@ fn exported_probes_are_accepted() {
     }
     build_proofs();
     let dir = scratch_dir("accepted");
-    for text in [NULL_CHECK_JOIN, ARITH, NULL_DEREF, STR_READ] {
+    for text in [NULL_CHECK_JOIN, ARITH, NULL_DEREF, STR_READ, EMIT, STACKS] {
         let m = module(text);
         let (file, _) = tight_export(&m);
         let output = coqc(&dir, &proof_file_name(&m.functions[0]), &file);
@@ -539,17 +602,20 @@ fn a_bound_below_the_wcet_is_rejected() {
     }
     build_proofs();
     let dir = scratch_dir("low-bound");
-    let m = module(NULL_CHECK_JOIN);
-    let (file, bound) = tight_export(&m);
-    let needle = format!("{bound}%N");
-    assert!(file.contains(&needle), "the bound appears in the file");
-    let tampered = file.replace(&needle, &format!("{}%N", bound - 1));
-    let output = coqc(&dir, "probe0.v", &tampered);
-    assert!(!output.status.success(), "coqc accepted a bound one below the worst case:\n{tampered}");
-    assert_eq!(failing_theorem(&tampered, &output), "probe0_cost");
-    // Exporting with a bound below the structural one gives the same verdict.
-    let low = export_function(&m.functions[0], &m.maps, &cost, bound - 1);
-    assert!(!coqc(&dir, "probe0.v", &low).status.success());
+    // Plain map code, and probes that send events and record stacks.
+    for text in [NULL_CHECK_JOIN, EMIT, STACKS] {
+        let m = module(text);
+        let (file, bound) = tight_export(&m);
+        let needle = format!("{bound}%N");
+        assert!(file.contains(&needle), "the bound appears in the file");
+        let tampered = file.replace(&needle, &format!("{}%N", bound - 1));
+        let output = coqc(&dir, "probe0.v", &tampered);
+        assert!(!output.status.success(), "coqc accepted a bound one below the worst case:\n{tampered}");
+        assert_eq!(failing_theorem(&tampered, &output), "probe0_cost");
+        // Exporting with a bound below the structural one gives the same verdict.
+        let low = export_function(&m.functions[0], &m.maps, &cost, bound - 1);
+        assert!(!coqc(&dir, "probe0.v", &low).status.success());
+    }
 }
 
 #[test]
@@ -621,6 +687,187 @@ fn a_string_read_past_its_slot_is_rejected() {
         let output = coqc(&dir, "probe0.v", &tampered);
         assert!(!output.status.success(), "coqc accepted a string read tampered to `{to}`:\n{tampered}");
         assert_eq!(failing_theorem(&tampered, &output), "probe0_bounds");
+    }
+}
+
+/// Ring buffer output is priced `base + len × per_byte` by its record's size and stack ids at
+/// their fixed price; neither makes a probe unsupported, and both are printed as Coq helpers.
+#[test]
+fn events_and_stacks_are_priced_and_exported() {
+    let m = module(EMIT);
+    let func = &m.functions[0];
+    assert_eq!(coq::unsupported(func), None);
+    // Entry: zero 11, two stores 2 × 10, a ctx load 8, the output 55 + 12 × 9, a branch 2;
+    // then the drop counter: a store 10, an array lookup 15, a null branch 3; its increment:
+    // a pointer load 13, an add 2, a pointer store 14, a jump 1; and the return 4.
+    let entry = 11 + 2 * 10 + 8 + (55 + 12 * 9) + 2;
+    assert_eq!(structural_wcet(func, &m.maps, &cost), entry + (10 + 15 + 3) + (13 + 2 + 14 + 1) + 4);
+    let file = export_function(func, &m.maps, &cost, 1 << 20);
+    assert!(file.contains("Call (Some 1) (RingbufOutput 1 0 12%N)"), "{file}");
+    assert!(
+        file.contains("map_type := RingBuf; key_size := 0%N; value_size := 0%N; max_entries := 262144%N"),
+        "{file}"
+    );
+    assert!(file.contains("HRingbufOutput => 9%N"), "{file}");
+
+    let m = module(STACKS);
+    let func = &m.functions[0];
+    assert_eq!(coq::unsupported(func), None);
+    // Entry: a stack id 47, a sign extension 7, a branch 2; then the costlier arm: another
+    // stack id 47, two extensions 2 × 7, a shift and an or 2 × 2, two stores 2 × 10, a hash
+    // update 90 and the return 4.
+    assert_eq!(structural_wcet(func, &m.maps, &cost), (47 + 7 + 2) + (47 + 2 * 7 + 2 * 2 + 2 * 10 + 90 + 4));
+    let file = export_function(func, &m.maps, &cost, 1 << 20);
+    assert!(file.contains("Call (Some 0) (GetStackId 1 true)"), "{file}");
+    assert!(file.contains("Call (Some 2) (GetStackId 2 false)"), "{file}");
+    assert_eq!(file.matches("map_type := StackTrace").count(), 2, "{file}");
+    // A stack id has no per-byte part: the table's 1000 would show in the bound above.
+    assert!(file.contains("HGetStackId => 1000%N"), "{file}");
+}
+
+/// LRU maps are kinds of their own in the Coq term, so their operations cost what the
+/// verifier charges for LRU maps, not the plain hash maps' price; `coqc` accepts the export.
+#[test]
+fn lru_maps_are_priced_as_lru_maps() {
+    let m = module(
+        "map m0 recent: lru_hash key 8 value 8 max 64
+map m1 per_cpu: lru_percpu_hash key 8 value 8 max 64
+
+fn probe0(ctx: tracepoint) {
+  slot s0: 8
+  v0: *recent?
+bb0:
+  zero s0
+  map.update per_cpu, s0, s0, 0
+  v0 = map.lookup recent, s0
+  ret
+}
+",
+    );
+    let func = &m.functions[0];
+    // zero 11, an LRU per-CPU update 93, an LRU lookup 61, the return 4.
+    assert_eq!(structural_wcet(func, &m.maps, &cost), 11 + 93 + 61 + 4);
+    let (file, bound) = tight_export(&m);
+    assert_eq!(bound, 11 + 93 + 61 + 4);
+    assert!(file.contains("map_type := LruHash;") && file.contains("map_type := LruPerCpuHash;"), "{file}");
+    assert!(file.contains("LruHash => 61%N") && file.contains("LruPerCpuHash => 93%N"), "{file}");
+    if !coq_available("lru_maps_are_priced_as_lru_maps") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("lru");
+    let output = coqc(&dir, "probe0.v", &file);
+    assert!(output.status.success(), "{}\n{file}", log(&output));
+    let tampered = file.replacen(&format!("<= {bound}%N"), &format!("<= {}%N", bound - 1), 1);
+    let output = coqc(&dir, "probe0.v", &tampered);
+    assert_eq!(failing_theorem(&tampered, &output), "probe0_cost");
+}
+
+/// A record read past its slot, from a smaller or missing slot, or sent to a map that is not
+/// a ring buffer, and a stack id recorded into a map that is not a stack-trace map (or does
+/// not exist), each make `NAME_bounds` fail.
+#[test]
+fn records_past_their_slot_and_wrong_maps_are_rejected() {
+    if !coq_available("records_past_their_slot_and_wrong_maps_are_rejected") {
+        return;
+    }
+    build_proofs();
+    let dir = scratch_dir("record-overrun");
+    let cases: [(&str, &[(&str, &str)]); 2] = [
+        (
+            EMIT,
+            &[
+                // One byte past the 16-byte slot.
+                ("RingbufOutput 1 0 12%N", "RingbufOutput 1 0 17%N"),
+                // Within its length, but from the 8-byte slot.
+                ("RingbufOutput 1 0 12%N", "RingbufOutput 1 1 12%N"),
+                // A slot that does not exist.
+                ("RingbufOutput 1 0 12%N", "RingbufOutput 1 2 12%N"),
+                // The drop counter (an array), and a map that does not exist.
+                ("RingbufOutput 1 0 12%N", "RingbufOutput 0 0 12%N"),
+                ("RingbufOutput 1 0 12%N", "RingbufOutput 2 0 12%N"),
+            ],
+        ),
+        (
+            STACKS,
+            &[
+                // The hash map, and a map that does not exist.
+                ("GetStackId 1 true", "GetStackId 0 true"),
+                ("GetStackId 2 false", "GetStackId 3 false"),
+            ],
+        ),
+    ];
+    for (text, tamperings) in cases {
+        let m = module(text);
+        // A loose bound, so that a longer record's higher cost does not fail `probe0_cost` first.
+        let bound = structural_wcet(&m.functions[0], &m.maps, &cost) + 10_000;
+        let file = export_function(&m.functions[0], &m.maps, &cost, bound);
+        let output = coqc(&dir, "probe0.v", &file);
+        assert!(output.status.success(), "{}\n{file}", log(&output));
+        for (from, to) in tamperings {
+            assert_eq!(file.matches(from).count(), 1, "`{from}` occurs once in\n{file}");
+            let tampered = file.replacen(from, to, 1);
+            let output = coqc(&dir, "probe0.v", &tampered);
+            assert!(!output.status.success(), "coqc accepted a helper tampered to `{to}`:\n{tampered}");
+            assert_eq!(failing_theorem(&tampered, &output), "probe0_bounds");
+        }
+    }
+}
+
+/// The examples that send events (`opensnoop`, `execsnoop`: `emit`) and record stacks
+/// (`profile`), compiled by `ppisc`: each certificate names a Coq file, not an unsupported
+/// one, whose bound is at least the verifier's program cost; `coqc` accepts every file, and
+/// rejects it with the bound one lower.
+#[test]
+fn compiled_events_and_stacks_are_certified_end_to_end() {
+    let dir = scratch_dir("compiled-events-stacks");
+    let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_string();
+    let mut files = Vec::new();
+    for (example, helper) in [("opensnoop", "RingbufOutput"), ("execsnoop", "RingbufOutput"), ("profile", "GetStackId")]
+    {
+        let src = repo_root().join("examples").join(format!("{example}.ppl"));
+        let (cert, proofs) = (dir.join(format!("{example}.json")), dir.join(example));
+        let output = Command::new(env!("CARGO_BIN_EXE_ppisc"))
+            .args(["build", &path(&src), "-o", &path(&dir.join(format!("{example}.o"))), "--certificate", &path(&cert)])
+            .args(["--emit-coq", &path(&proofs)])
+            .output()
+            .expect("ppisc runs");
+        assert!(output.status.success(), "ppisc build {example} failed:\n{}", log(&output));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cert).expect("certificate written"))
+                .expect("certificate JSON");
+        let probes = json["probes"].as_array().expect("probes");
+        assert!(!probes.is_empty(), "{example}: no probes");
+        let mut uses_helper = false;
+        for probe in probes {
+            assert!(probe["coq"]["unsupported"].is_null(), "{example}: {:#}", probe["coq"]);
+            let coq_ps = probe["coq"]["program_cost_bound_ps"].as_u64().unwrap_or_else(|| panic!("{:#}", probe["coq"]));
+            let program_ns = probe["cost"]["bound_ns"].as_f64().unwrap_or(f64::NAN)
+                - probe["cost"]["trigger_ns"].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                coq_ps as f64 / 1000.0 >= program_ns - 1e-6,
+                "{example}: Coq bound {coq_ps} ps below the verifier's {program_ns} ns"
+            );
+            let file_name =
+                probe["coq"]["file"].as_str().and_then(|f| f.strip_prefix("proofs/")).expect("a proofs/ file");
+            let text = std::fs::read_to_string(proofs.join(file_name)).expect("--emit-coq wrote the named file");
+            assert!(text.contains(&format!("({coq_ps}%N)")) || text.contains(&format!(" {coq_ps}%N")), "{text}");
+            uses_helper |= text.contains(helper);
+            files.push((example, file_name.to_string(), text, coq_ps));
+        }
+        assert!(uses_helper, "{example}: no probe calls {helper}");
+    }
+    if !coq_available("compiled_events_and_stacks_are_certified_end_to_end") {
+        return;
+    }
+    build_proofs();
+    for (example, file_name, text, bound) in files {
+        let output = coqc(&dir, &file_name, &text);
+        assert!(output.status.success(), "{example}: {}\n{text}", log(&output));
+        let tampered = text.replace(&format!("{bound}%N"), &format!("{}%N", bound - 1));
+        let output = coqc(&dir, &file_name, &tampered);
+        assert!(!output.status.success(), "{example}: coqc accepted a bound one below the worst case");
+        assert_eq!(failing_theorem(&tampered, &output), format!("{}_cost", file_name.trim_end_matches(".v")));
     }
 }
 
@@ -1239,6 +1486,28 @@ impl<'a> Interp<'a> {
                         self.write_slot(slot.0 as usize, 0, &copied);
                         self.env.helper(self.calls)
                     }
+                    // The record is the slot's first `len` bytes; the buffer keeps it when the
+                    // helper succeeds (0), and loses it otherwise.
+                    Helper::RingbufOutput { map, slot, len } => {
+                        let decl = self.map(map)?;
+                        self.check_slot(slot.0 as usize, 0, len.into())?;
+                        if decl.kind != MapType::RingBuf {
+                            return Err(Fault::IllTyped);
+                        }
+                        let result = self.env.helper(self.calls);
+                        if norm(result) == 0 {
+                            let record = self.read_slot(slot.0 as usize, 0, len.into());
+                            self.map_state[map].push((Vec::new(), record));
+                        }
+                        result
+                    }
+                    // The id is the environment's; nothing the program reads changes.
+                    Helper::GetStackId { map, .. } => {
+                        if self.map(map)?.kind != MapType::StackTrace {
+                            return Err(Fault::IllTyped);
+                        }
+                        self.env.helper(self.calls)
+                    }
                     _ => self.env.helper(self.calls),
                 };
                 self.calls += 1;
@@ -1461,6 +1730,29 @@ fn coq_semantics_agrees_with_a_rust_interpreter() {
             ],
         ),
         (LOOP, vec![TestEnv { seed: 4, maps: vec![] }]),
+        (
+            EMIT,
+            vec![
+                // seed 0: the output (the first call) returns 0, so the buffer keeps the record.
+                TestEnv { seed: 0, maps: vec![vec![], vec![]] },
+                // seed 3: it fails; the drop counter's element, unwritten, becomes 1.
+                TestEnv { seed: 3, maps: vec![vec![], vec![]] },
+                // seed 4: it fails with an earlier record kept and the counter at 255.
+                TestEnv {
+                    seed: 4,
+                    maps: vec![vec![(vec![0; 4], vec![255, 0, 0, 0, 0, 0, 0, 0])], vec![(vec![], vec![9; 3])]],
+                },
+            ],
+        ),
+        (
+            STACKS,
+            vec![
+                // seed 2: a user stack id of 2000006, then the kernel one: the map is updated.
+                TestEnv { seed: 2, maps: vec![vec![], vec![], vec![]] },
+                // seed 3000: 3000009000 is negative as a signed 32-bit value: an error, no update.
+                TestEnv { seed: 3000, maps: vec![vec![], vec![], vec![]] },
+            ],
+        ),
     ];
     let mut compared = 0;
     for (text, envs) in cases {
@@ -1501,5 +1793,5 @@ fn coq_semantics_agrees_with_a_rust_interpreter() {
             );
         }
     }
-    assert_eq!(compared, 21);
+    assert_eq!(compared, 26);
 }

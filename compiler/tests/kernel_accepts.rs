@@ -296,6 +296,8 @@ map kernel_by_comm: sum[str[16], kstack[8]] max 64;
 map both_stacks: hist[ustack[4], kstack] max 64;
 map prefixes: count[buf[8]] max 64;
 map last_prefix: hash[u32] -> buf[8] max 64;
+map per_cpu_bytes: percpu_hash[u32] -> u64 max 64;
+map per_cpu_recent: lru_percpu_hash[str[16]] -> i32 max 64;
 ";
 
 /// Statements per program, all probes together. Larger programs make `ppisc check` itself
@@ -429,10 +431,22 @@ impl Generator<'_> {
             10 => out.push_str(&format!("{pad}log2[{}].record({});\n", self.key_u32(1), self.int_expr(2))),
             11 => out.push_str(&format!("{pad}linear.record({});\n", self.int_expr(2))),
             12 => out.push_str(&format!("{pad}last[{}] = ({}) as u64;\n", self.key_u32(1), self.int_expr(2))),
-            13 => match self.tape.pick(3) {
+            13 => match self.tape.pick(6) {
                 0 => out.push_str(&format!("{pad}named[{}] = ({}) as i64;\n", self.key_str(), self.int_expr(2))),
                 1 => out.push_str(&format!("{pad}delete last[{}];\n", self.key_u32(1))),
-                _ => out.push_str(&format!("{pad}delete named[{}];\n", self.key_str())),
+                2 => out.push_str(&format!("{pad}delete named[{}];\n", self.key_str())),
+                // Per-CPU hash maps: a read-modify-write (no race: each CPU has its own value).
+                3 => {
+                    let key = self.key_u32(1);
+                    let value = self.int_expr(2);
+                    out.push_str(&format!(
+                        "{pad}per_cpu_bytes[{key}] = (per_cpu_bytes[{key}] ?? 0) + ({value}) as u64;\n"
+                    ))
+                }
+                4 => {
+                    out.push_str(&format!("{pad}per_cpu_recent[{}] = ({}) as i32;\n", self.key_str(), self.int_expr(2)))
+                }
+                _ => out.push_str(&format!("{pad}delete per_cpu_bytes[{}];\n", self.key_u32(1))),
             },
             14 => self.emit(out, &pad),
             15 => self.print(out, &pad),
@@ -459,7 +473,8 @@ impl Generator<'_> {
                     self.int_expr(1)
                 )),
                 _ => {
-                    let map = ["by_pid", "total", "last", "prefixes", "user_stacks", "spread"][self.tape.pick(6)];
+                    let map = ["by_pid", "total", "last", "prefixes", "user_stacks", "spread", "per_cpu_recent"]
+                        [self.tape.pick(7)];
                     out.push_str(&format!("{pad}clear {map};\n"));
                 }
             },

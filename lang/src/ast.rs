@@ -85,6 +85,11 @@ pub enum MapKindAst {
     Stats,
     /// `lru_hash`: a key/value map that evicts its least recently used entry when full.
     LruHash,
+    /// `percpu_hash`: a key/value map in which every CPU holds its own value for each key
+    /// (integers, summed over the CPUs when read).
+    PerCpuHash,
+    /// `lru_percpu_hash`: a `percpu_hash` that evicts its least recently used entry when full.
+    LruPerCpuHash,
     /// `array[N]` / `percpu_array[N]`: `N` slots indexed `0..N`, all present from the start.
     /// `len` is `None` when the declaration gave no `[N]` (reported by the checker).
     Array {

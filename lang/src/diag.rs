@@ -169,7 +169,7 @@ pub const CODES: &[CodeInfo] = &[
     // USDT probes.
     CodeInfo { code: "E0264", title: "unknown USDT probe" },
     CodeInfo { code: "E0265", title: "USDT argument in an unsupported place" },
-    CodeInfo { code: "E0266", title: "USDT probe guarded by a semaphore" },
+    CodeInfo { code: "E0266", title: "USDT semaphore the kernel cannot set" },
     CodeInfo { code: "E0267", title: "USDT argument the probe does not have" },
     // Probe targets, budget and rates.
     CodeInfo { code: "E0301", title: "unknown probe kind" },

@@ -20,7 +20,13 @@ pub fn program(program: &Program) -> String {
         if map.lru {
             max.push_str(" lru");
         }
-        let _ = writeln!(out, "map #{id} {}: {}{key} -> {}{max}", map.name, map_kind(map.kind), map.value);
+        let kind = match map.kind {
+            // A per-CPU plain map (`lru_percpu_hash` shows as `percpu_hash .. lru`, as
+            // `lru_hash` shows as `hash .. lru`).
+            MapKind::Hash if map.per_cpu => "percpu_hash".to_string(),
+            kind => map_kind(kind),
+        };
+        let _ = writeln!(out, "map #{id} {}: {kind}{key} -> {}{max}", map.name, map.value);
     }
     for probe in &program.probes {
         write_probe(&mut out, probe, program);

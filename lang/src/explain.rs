@@ -530,7 +530,8 @@ add a key.",
         code: "E0214",
         summary: "A hash map without its key or value type, or an aggregation with a value type.",
         details: "Hash maps declare both: `map start: hash[u32] -> u64 max 1024;`. Aggregations infer \
-their value type from what they record, so they have no `-> TYPE`.",
+their value type from what they record, so they have no `-> TYPE`. Per-CPU maps (`percpu_array`, \
+`percpu_hash`, `lru_percpu_hash`) hold integers: every CPU keeps its own value, and reading sums them.",
         language: Ppl,
         wrong: Text("map start: hash[u32] max 1024;\n"),
         right: Text("map start: hash[u32] -> u64 max 1024;\n"),
@@ -870,13 +871,18 @@ argument.",
     },
     Page {
         code: "E0266",
-        summary: "A USDT probe that only fires while a semaphore is set.",
+        summary: "A USDT probe whose semaphore the kernel cannot set.",
         details: "Probes declared with a semaphore (`STAP_PROBE` with `_SDT_HAS_SEMAPHORES`) skip their \
-site until a tracer increments the semaphore in the process; ppis does not set semaphores yet, so it \
-refuses such probes rather than attach to a site that never fires.",
+site until a tracer increments the semaphore in the process. ppis attaches them as bpftrace does: the \
+kernel increments the 16-bit semaphore in every process that maps the file while the probe is attached, \
+and decrements it on detach. For that the semaphore must lie in a writable section with bytes in the \
+file (`<sys/sdt.h>` puts it in `.probes`; not `.bss`), 2-byte aligned, and on a file page no \
+earlier writable segment maps (lld's separate RELRO segment may end in the page where the data \
+starts, and the kernel would count the semaphore there); a semaphore elsewhere is refused rather \
+than attached to a site that never fires.",
         language: Ppl,
-        wrong: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:guarded rate <= 1k/s {\n    hits.inc();\n}\n"),
-        right: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:request rate <= 1k/s {\n    hits.inc();\n}\n"),
+        wrong: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:misplaced rate <= 1k/s {\n    hits.inc();\n}\n"),
+        right: Text("map hits: count;\n\nprobe usdt:/usr/bin/app:app:guarded rate <= 1k/s {\n    hits.inc();\n}\n"),
     },
     Page {
         code: "E0267",

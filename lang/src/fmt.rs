@@ -349,6 +349,8 @@ impl<'src> Printer<'src> {
             MapKindAst::Hash => "hash",
             MapKindAst::Stats => "stats",
             MapKindAst::LruHash => "lru_hash",
+            MapKindAst::PerCpuHash => "percpu_hash",
+            MapKindAst::LruPerCpuHash => "lru_percpu_hash",
             // Keep the spelling of `lhist` bounds and array lengths (hex, underscores) and of
             // unknown kinds; an array's kind span covers its `[N]`.
             _ => return respace_tokens(self.source.get(span.range()).unwrap_or("")),

@@ -135,6 +135,10 @@ pub struct MapDef {
     /// `lru_hash`, or a keyed map declared `lru`: when full, an insert evicts the least
     /// recently used entry instead of failing.
     pub lru: bool,
+    /// `percpu_hash` / `lru_percpu_hash`: a plain keyed map of which every CPU holds its own
+    /// value for each key (integers, summed over the CPUs when read). Aggregations are
+    /// per-CPU whatever this says; arrays say it in their kind.
+    pub per_cpu: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -298,6 +298,8 @@ pub(crate) mod actions {
             "hash" => Some(MapKindAst::Hash),
             "stats" => Some(MapKindAst::Stats),
             "lru_hash" => Some(MapKindAst::LruHash),
+            "percpu_hash" => Some(MapKindAst::PerCpuHash),
+            "lru_percpu_hash" => Some(MapKindAst::LruPerCpuHash),
             "array" => Some(MapKindAst::Array { len: None, per_cpu: false }),
             "percpu_array" => Some(MapKindAst::Array { len: None, per_cpu: true }),
             _ => None,

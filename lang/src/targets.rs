@@ -38,6 +38,10 @@ pub struct UsdtSite {
     pub address: u64,
     /// The semaphore's address, 0 when there is none.
     pub semaphore: u64,
+    /// Why the kernel could not set this site's semaphore (not in a writable section with bytes
+    /// in the file, misaligned, or on a file page an earlier writable segment also maps); `None`
+    /// when it can, or when there is no semaphore.
+    pub semaphore_unusable: Option<String>,
     /// The argument specs, space-separated (`-4@%eax 8@-8(%rbp)`).
     pub args: String,
 }

@@ -28,6 +28,8 @@ enum Link {
     Uprobe(UProbeLinkId),
     /// Raw tracepoints and perf events (`profile`, `interval`).
     Other(crate::probe_kinds::Link),
+    /// A USDT site guarded by a semaphore: its own uprobe perf event and BPF link.
+    UsdtGuarded(crate::usdt::GuardedLink),
 }
 
 /// One probe of the session.
@@ -220,14 +222,29 @@ impl Session {
                 Link::Tracepoint(link)
             }
             Attach::Usdt { path, provider, name, address } => {
-                let offset = crate::usdt::attach_offset(Path::new(path), provider, name, *address).map_err(fail)?;
+                let offsets = crate::usdt::attach_offsets(Path::new(path), provider, name, *address).map_err(fail)?;
                 let uprobe: &mut UProbe = program
                     .try_into()
                     .map_err(|_| fail(format!("program {} is not a uprobe program", info.program)))?;
-                let link = uprobe
-                    .attach(None, offset, path, None)
-                    .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
-                Link::Uprobe(link)
+                if let Some(semaphore) = offsets.semaphore {
+                    // aya cannot pass the semaphore to the kernel: the site gets its own event.
+                    let program_fd = uprobe
+                        .fd()
+                        .map_err(|error| fail(format!("the program is not loaded: {}", error_chain(&error))))?;
+                    let guarded = crate::usdt::attach_guarded(
+                        std::os::fd::AsFd::as_fd(program_fd),
+                        path,
+                        offsets.site,
+                        semaphore,
+                    )
+                    .map_err(fail)?;
+                    Link::UsdtGuarded(guarded)
+                } else {
+                    let link = uprobe
+                        .attach(None, offsets.site, path, None)
+                        .map_err(|error| fail(format!("cannot attach: {}", error_chain(&error))))?;
+                    Link::Uprobe(link)
+                }
             }
             Attach::Uprobe { path, symbol } | Attach::Uretprobe { path, symbol } => {
                 let uprobe: &mut UProbe = program
@@ -279,6 +296,12 @@ impl Session {
             Link::Other(link) => {
                 return crate::probe_kinds::detach(program, link)
                     .map_err(|error| fail(format!("cannot detach: {error}")))
+            }
+            Link::UsdtGuarded(link) => {
+                // Closing the link and the event detaches the program and lets the kernel
+                // decrement the semaphore.
+                drop(link);
+                return Ok(());
             }
         };
         detached.map_err(|error| fail(format!("cannot detach: {}", error_chain(&error))))

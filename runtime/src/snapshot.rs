@@ -252,6 +252,11 @@ fn merge_value(info: &MapInfo, chunks: &[Vec<u8>]) -> Result<Option<Value>, Stri
         return Ok(None);
     }
     match (&info.kind, &info.value) {
+        // A per-CPU hash map (`percpu_hash`, integers only) holds one value per CPU for each
+        // key: summed, like a per-CPU array's slot.
+        (MapKind::Hash, ValueLayout::Scalar { ty: ty @ ScalarType::Int { bytes, .. } }) if info.per_cpu => {
+            sum_at_width(chunks, ty, *bytes).map(Some)
+        }
         (MapKind::Hash, ValueLayout::Scalar { ty }) => {
             if chunks.len() != 1 {
                 return Err("a plain map must not be per-CPU: its CPUs' values cannot be merged".to_string());
@@ -329,6 +334,15 @@ fn merge_value(info: &MapInfo, chunks: &[Vec<u8>]) -> Result<Option<Value>, Stri
         }
         (kind, layout) => Err(format!("a {kind:?} map cannot have the value layout {layout:?}")),
     }
+}
+
+/// The per-CPU integers of `width` bytes in `chunks`, summed and read back as `ty`: a sum of
+/// narrow signed values wraps like them.
+fn sum_at_width(chunks: &[Vec<u8>], ty: &ScalarType, width: u8) -> Result<Value, String> {
+    let total = chunks
+        .iter()
+        .try_fold(0u64, |total, chunk| Ok::<_, String>(total.wrapping_add(read_uint(chunk, 0, u32::from(width))?)))?;
+    read_scalar(&total.to_le_bytes(), 0, ty)
 }
 
 fn integer(word: u64, signed: bool) -> Value {
@@ -494,6 +508,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn per_cpu_hashes_sum_their_cpus_at_the_declared_width_and_keep_zero_keys() {
+        let mut info = map_info(
+            "per_key",
+            MapKind::Hash,
+            vec![Field { offset: 0, ty: U64 }],
+            ValueLayout::Scalar { ty: ScalarType::Int { bytes: 2, signed: true } },
+        );
+        info.per_cpu = true;
+        let cpu = |v: i16| (v as u16 as u64).to_le_bytes().to_vec();
+        let raw = [
+            entry(words(&[7]), vec![cpu(5), cpu(-8), cpu(1)]),
+            entry(words(&[3]), vec![cpu(100), cpu(0), cpu(20)]),
+            // A key that every CPU holds at zero is still a key (as in a shared hash map).
+            entry(words(&[9]), vec![cpu(0), cpu(0), cpu(0)]),
+        ];
+        let rows = vec![
+            (vec![Value::Uint(7)], Value::Int(-2)),
+            (vec![Value::Uint(9)], Value::Int(0)),
+            (vec![Value::Uint(3)], Value::Int(120)),
+        ];
+        assert_eq!(decode_map(&info, &raw).unwrap(), MapValue::Keyed(rows));
+    }
+
+    #[test]
     fn extrema_ignore_cpus_that_saw_nothing() {
         let min = map_info("low", MapKind::Min, vec![], ValueLayout::Extremum { signed: true });
         // CPU 0 never saw a value: its zero must not win.
@@ -603,10 +641,16 @@ pub(crate) mod tests {
         assert!(decode_map(&info, &long_key).is_err());
         let mismatched = map_info("calls", MapKind::Min, vec![], ValueLayout::Scalar { ty: U64 });
         assert!(decode_map(&mismatched, &[entry(vec![0; 4], vec![words(&[1])])]).is_err());
+        // Per-CPU strings cannot be merged (the checker allows only integers in per-CPU maps).
+        let string = ScalarType::Str { len: 8 };
         let mut per_cpu_hash =
-            map_info("h", MapKind::Hash, vec![Field { offset: 0, ty: U64 }], ValueLayout::Scalar { ty: U64 });
+            map_info("h", MapKind::Hash, vec![Field { offset: 0, ty: U64 }], ValueLayout::Scalar { ty: string });
         per_cpu_hash.per_cpu = true;
-        assert!(decode_map(&per_cpu_hash, &[entry(words(&[1]), vec![words(&[1]), words(&[2])])]).is_err());
+        assert!(decode_map(&per_cpu_hash, &[entry(words(&[1]), vec![str_key("a", 8), str_key("b", 8)])]).is_err());
+        // Nor can several values of a shared hash map.
+        let shared_hash =
+            map_info("h", MapKind::Hash, vec![Field { offset: 0, ty: U64 }], ValueLayout::Scalar { ty: U64 });
+        assert!(decode_map(&shared_hash, &[entry(words(&[1]), vec![words(&[1]), words(&[2])])]).is_err());
         assert!(read_scalar(&[1, 2, 3], 0, &ScalarType::Int { bytes: 3, signed: false }).is_err());
     }
 

@@ -1,6 +1,8 @@
 //! The runtime's own system calls, kept in one place: raw `bpf(2)` map reads (aya's typed
 //! maps need key and value sizes at compile time, ours are only known from the manifest),
-//! and the fork/exec/wait plumbing for a command that must stay paused until probes attach.
+//! and the fork/exec/wait plumbing for a command that must stay paused until probes attach;
+//! the uprobe perf event and `BPF_PERF_EVENT` link of USDT sites guarded by a semaphore (aya
+//! cannot pass the semaphore's offset to the kernel).
 //!
 //! Boundary: thin, safe wrappers; every `unsafe` block of the runtime lives here.
 
@@ -263,6 +265,14 @@ pub(crate) fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// The size of a memory page (how the kernel maps files).
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // 4096 if the query fails: every architecture ppis runs on has at least that.
+    u64::try_from(size).ok().filter(|&size| size > 0).unwrap_or(4096)
+}
+
 /// The effective user id.
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
@@ -432,6 +442,50 @@ pub(crate) fn perf_event_enable(event: BorrowedFd<'_>, enable: bool) -> io::Resu
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `PERF_FLAG_FD_CLOEXEC`: the event's descriptor is not inherited by executed commands.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+
+/// A uprobe perf event on the kernel's `uprobe` PMU (type `pmu_type`, from sysfs) at file
+/// offset `offset` of the file at `path`, for every process (pid -1 on CPU 0, as aya and libbpf
+/// open uprobes), created enabled. `config` carries the PMU's format fields: the retprobe bit
+/// and the reference counter (USDT semaphore) offset, which the kernel increments in every
+/// process mapping the file while the event exists.
+pub(crate) fn perf_event_open_uprobe(
+    pmu_type: u32,
+    path: &std::ffi::CStr,
+    offset: u64,
+    config: u64,
+) -> io::Result<OwnedFd> {
+    let mut attr = [0u8; PERF_ATTR_BYTES];
+    attr[0..4].copy_from_slice(&pmu_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(PERF_ATTR_BYTES as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&config.to_ne_bytes());
+    // `config1` (offset 56) points to the path, `config2` (offset 64) is the file offset.
+    attr[56..64].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    attr[64..72].copy_from_slice(&offset.to_ne_bytes());
+    // SAFETY: `attr` is a zero-filled perf_event_attr of the size it declares; the path it
+    // points to outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, PERF_FLAG_FD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned_fd(fd))
+}
+
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `BPF_PERF_EVENT` in `enum bpf_attach_type`.
+const BPF_PERF_EVENT: u32 = 41;
+
+/// `BPF_LINK_CREATE` of a `BPF_PERF_EVENT` link: runs `prog` on every hit of the perf event
+/// `event` until the returned link descriptor is closed (the link holds its own reference to
+/// the event).
+pub(crate) fn bpf_link_create_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // `link_create`: prog_fd 0, target_fd 4, attach_type 8, flags 12, perf_event.bpf_cookie 16.
+    let mut attr =
+        BpfAttr::new().u32_at(0, prog.as_raw_fd() as u32).u32_at(4, event.as_raw_fd() as u32).u32_at(8, BPF_PERF_EVENT);
+    bpf(BPF_LINK_CREATE, &mut attr).map(owned_fd)
 }
 
 /// A ring buffer map's consumer position, mapped so user space can free what was written

@@ -1,5 +1,6 @@
-//! The later maps and builtins against the kernel: `cgroup`, `lru_hash`, `stats`, `clear` and `buf`,
-//! each with a workload that makes a known number of events.
+//! The later maps and builtins against the kernel: `cgroup`, `lru_hash`, `percpu_hash`,
+//! `lru_percpu_hash`, `stats`, `clear` and `buf`, each with a workload that makes a known number of
+//! events.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -219,4 +220,65 @@ fn buf_reads_raw_bytes_that_key_maps_compare_and_print_as_hex() {
         "bytes print hex-escaped like bpftrace\n{}",
         text.transcript()
     );
+}
+
+#[test]
+fn per_cpu_hash_maps_sum_every_cpus_values_per_key() {
+    if !require_kernel("per_cpu_hash_maps_sum_every_cpus_values_per_key") {
+        return;
+    }
+    const CALLS: u64 = 200;
+    const KEYS: u64 = 4;
+    let dir = scratch_dir(env!("CARGO_TARGET_TMPDIR"), "per_cpu_hashes");
+    let workload = workload(env!("CARGO_BIN_EXE_ppis-workload"));
+    let target = workload.display();
+    // The workload calls with x = 1..=200, moving to the next CPU every 4 calls: each key
+    // `x % 4` is written on every CPU, each CPU's read-modify-write sees only its own value,
+    // and only the sum over the CPUs is the per-key total.
+    let probe = write_file(
+        &dir,
+        "per_cpu_hashes.ppl",
+        format!(
+            "map totals: percpu_hash[u64] -> u64 max 16;\n\
+             map hits: lru_percpu_hash[u64] -> u32 max 16;\n\
+             map on_cpu: count[u32] max 1024;\n\
+             probe uprobe:{target}:ppis_workload_add rate <= 1000/s {{\n    \
+                 totals[arg0 % {KEYS}] = (totals[arg0 % {KEYS}] ?? 0) + arg0;\n    \
+                 if let n = hits[arg0 % {KEYS}] {{\n        \
+                     hits[arg0 % {KEYS}] = (n + 1) as u32;\n    \
+                 }} else {{\n        \
+                     hits[arg0 % {KEYS}] = 1;\n    \
+                 }}\n    \
+                 on_cpu[cpu].inc();\n\
+             }}\n"
+        ),
+    );
+    let child = child_command(&workload, &["calls-across-cpus", &CALLS.to_string()]);
+    let outcome = run_ppisc(&dir, ["run", &probe.to_string_lossy(), "--format", "json", "-c", &child]);
+    outcome.assert_success();
+    // A read-modify-write of a per-CPU map is no race (no E0411); the plain `percpu_hash`
+    // without `delete` can only grow (W0400), the LRU one evicts.
+    assert!(outcome.stderr.contains("W0400") && outcome.stderr.contains("`totals`"), "{}", outcome.transcript());
+    assert!(!outcome.stderr.contains("`hits`"), "{}", outcome.transcript());
+    let maps = parse_maps(&outcome);
+    let expected_totals: serde_json::Map<String, serde_json::Value> =
+        (0..KEYS).map(|key| (key.to_string(), (1..=CALLS).filter(|x| x % KEYS == key).sum::<u64>().into())).collect();
+    assert_eq!(maps["totals"], serde_json::Value::Object(expected_totals), "{}", outcome.transcript());
+    let expected_hits: serde_json::Map<String, serde_json::Value> =
+        (0..KEYS).map(|key| (key.to_string(), (CALLS / KEYS).into())).collect();
+    assert_eq!(maps["hits"], serde_json::Value::Object(expected_hits), "{}", outcome.transcript());
+    // The events really ran on every CPU the workload says it moved to (a sum over one CPU
+    // would prove nothing on a multi-CPU host).
+    let cpus_line = outcome.stdout.lines().find_map(|line| line.strip_prefix("cpus=")).unwrap_or_else(|| {
+        panic!("the workload printed no `cpus=` line\n{}", outcome.transcript());
+    });
+    let workload_cpus: Vec<String> =
+        cpus_line.trim_matches(|c| c == '[' || c == ']').split(", ").map(str::to_string).collect();
+    let on_cpu = maps["on_cpu"].as_object().expect("a keyed count is a JSON object");
+    let mut seen_cpus: Vec<String> = on_cpu.keys().cloned().collect();
+    let mut expected_cpus = workload_cpus.clone();
+    seen_cpus.sort();
+    expected_cpus.sort();
+    assert_eq!(seen_cpus, expected_cpus, "{}", outcome.transcript());
+    assert_eq!(on_cpu.values().filter_map(serde_json::Value::as_u64).sum::<u64>(), CALLS, "{}", outcome.transcript());
 }

@@ -156,14 +156,23 @@ fn set(v: &mut [Taint], i: u32, t: Taint) {
     }
 }
 
-/// W0400 for each `Hash` map of the module with inserts but no delete anywhere, reported
-/// at its first insert, with how fast it fills at the declared rates.
+/// `bpf_map_update_elem`'s flag for "insert only if absent", the way aggregations create
+/// their entries.
+const BPF_NOEXIST: u64 = 1;
+
+/// W0400 for each `Hash` map, and each `PerCpuHash` written by whole-value stores (a
+/// `percpu_hash`), of the module with inserts but no delete anywhere, reported at its first
+/// insert, with how fast it fills at the declared rates.
 pub fn growth(module: &Module) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for (id, map) in module.maps.iter().enumerate() {
-        if map.kind != MapType::Hash {
+        if !matches!(map.kind, MapType::Hash | MapType::PerCpuHash) {
             continue;
         }
+        // Keyed aggregations are per-CPU hashes too, but they only ever insert a zero value
+        // if absent (`BPF_NOEXIST`) and keep their keys until read by design: a per-CPU hash
+        // grows as a user map only through whole-value stores (`m[k] = v`).
+        let is_insert = |flags: u64| map.kind == MapType::Hash || flags != BPF_NOEXIST;
         let ops = || {
             module
                 .functions
@@ -173,7 +182,9 @@ pub fn growth(module: &Module) -> Vec<Diagnostic> {
         if ops().any(|(_, i)| matches!(i.op, Op::MapDelete { map, .. } if map == id)) {
             continue;
         }
-        let inserts: Vec<_> = ops().filter(|(_, i)| matches!(i.op, Op::MapUpdate { map, .. } if map == id)).collect();
+        let inserts: Vec<_> = ops()
+            .filter(|(_, i)| matches!(i.op, Op::MapUpdate { map, flags, .. } if map == id && is_insert(flags)))
+            .collect();
         let Some((_, first)) = inserts.first() else { continue };
         // Each event inserts at most once per update instruction it runs; bound by the
         // probes' declared rates (unknown when one of them declares none).
@@ -203,7 +214,11 @@ pub fn growth(module: &Module) -> Vec<Diagnostic> {
                 first.span,
             )
             .label("inserts here; nothing deletes")
-            .with_help(format!("delete entries once done (`delete {}[k]`), or make it an LRU map (`lru_hash[..]`)", map.name)),
+            .with_help(format!(
+                "delete entries once done (`delete {}[k]`), or make it an LRU map (`{}[..]`)",
+                map.name,
+                if map.kind == MapType::PerCpuHash { "lru_percpu_hash" } else { "lru_hash" }
+            )),
         );
     }
     diags

@@ -163,6 +163,19 @@ pub fn prove_ranking(step: u64, bound_hi: u64) -> RankingOutcome {
     match solver.check() {
         SatResult::Unsat => RankingOutcome::Proven,
         SatResult::Sat => {
+            // Z3's model depends on the queries run before in this thread's context: report
+            // the canonical witness (the largest bound, the counter just below it) when it is
+            // one, so that the same loop always gets the same message.
+            if let Some(last) = bound_hi.checked_sub(1) {
+                solver.push();
+                solver.assert(bound.eq(BV::from_u64(bound_hi, 64)));
+                solver.assert(counter.eq(BV::from_u64(last, 64)));
+                if solver.check() == SatResult::Sat {
+                    return RankingOutcome::Refuted { counter: last, bound: bound_hi };
+                }
+                solver.pop(1);
+                solver.check();
+            }
             let model = solver.get_model();
             let value = |v: &BV| model.as_ref().and_then(|m| m.eval(v, true)).and_then(|x| x.as_u64()).unwrap_or(0);
             RankingOutcome::Refuted { counter: value(&counter), bound: value(&bound) }

@@ -150,7 +150,8 @@ pub fn layout(def: &MapDef) -> MapLayout {
         MapKind::Sum => (8, manifest::ValueLayout::Scalar { ty: scalar(def.value) }),
     };
     let is_array = !keyed;
-    let per_cpu = def.kind.is_aggregation();
+    // Aggregations are always per-CPU; plain maps when declared `percpu_hash`/`lru_percpu_hash`.
+    let per_cpu = def.kind.is_aggregation() || def.per_cpu;
     let max_entries = if keyed {
         let max = def.max_entries.unwrap_or(1).clamp(1, u32::MAX as u64) as u32;
         max.saturating_mul(buckets.unwrap_or(1).min(LOG2_BUCKETS))

@@ -18,8 +18,22 @@ pub const MAX_LHIST_BUCKETS: i128 = 1024;
 /// Most slots an `array[N]` may have (its kernel map is allocated whole when loaded).
 pub const MAX_ARRAY_LEN: u64 = 1 << 20;
 
-const MAP_KINDS: &[&str] =
-    &["count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "hash", "lru_hash", "array", "percpu_array"];
+const MAP_KINDS: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "stats",
+    "hist",
+    "lhist",
+    "hash",
+    "lru_hash",
+    "percpu_hash",
+    "lru_percpu_hash",
+    "array",
+    "percpu_array",
+];
 const TYPE_NAMES: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "str"];
 
 impl Checker<'_> {
@@ -267,6 +281,7 @@ impl Checker<'_> {
             _ => (key, decl.max.as_ref().map(|max| max.node)),
         };
         let lru = self.map_flags(decl, is_array);
+        let per_cpu = self.check_per_cpu_hash_decl(decl, value);
         let id = self.maps.len();
         self.maps.push(MapInfo {
             name: name.clone(),
@@ -277,15 +292,37 @@ impl Checker<'_> {
             max_entries,
             records_signed: false,
             lru,
+            per_cpu,
         });
         self.map_ids.insert(name.clone(), id);
+    }
+
+    /// Whether the declaration is a `percpu_hash` / `lru_percpu_hash`; its values must be
+    /// integers (E0214), as each CPU holds its own and reading sums them.
+    fn check_per_cpu_hash_decl(&mut self, decl: &ast::MapDecl, value: Option<Ty>) -> bool {
+        let shared_kind = match decl.kind.node {
+            MapKindAst::PerCpuHash => "hash",
+            MapKindAst::LruPerCpuHash => "lru_hash",
+            _ => return false,
+        };
+        if let (Some(ty), Some(resolved)) = (&decl.value, value) {
+            if !resolved.is_int() {
+                let name = &decl.name.node;
+                self.report(
+                    Diagnostic::error("E0214", format!("per-CPU hash map `{name}` must hold integers"), ty.span)
+                        .label(format!("`{resolved}` values of several CPUs cannot be summed"))
+                        .with_help(format!("use an integer type, or a shared `{shared_kind}` map")),
+                );
+            }
+        }
+        true
     }
 
     /// Whether the map is LRU-backed: `lru_hash`, or the `lru` flag after `max N` on a keyed map
     /// (E0260 for an unknown flag, E0261 for `lru` on a map without keys).
     fn map_flags(&mut self, decl: &ast::MapDecl, is_array: bool) -> bool {
         let name = &decl.name.node;
-        let mut lru = matches!(decl.kind.node, MapKindAst::LruHash);
+        let mut lru = matches!(decl.kind.node, MapKindAst::LruHash | MapKindAst::LruPerCpuHash);
         for flag in &decl.flags {
             if flag.node != "lru" {
                 self.report(
@@ -374,7 +411,9 @@ impl Checker<'_> {
             MapKindAst::Max => MapKind::Max,
             MapKindAst::Avg => MapKind::Avg,
             MapKindAst::Hist => MapKind::Hist,
-            MapKindAst::Hash | MapKindAst::LruHash => MapKind::Hash,
+            MapKindAst::Hash | MapKindAst::LruHash | MapKindAst::PerCpuHash | MapKindAst::LruPerCpuHash => {
+                MapKind::Hash
+            }
             MapKindAst::Stats => MapKind::Stats,
             MapKindAst::Lhist { lo, hi, step } => {
                 let (lo, hi, step) = (*lo, *hi, *step);
@@ -401,7 +440,7 @@ impl Checker<'_> {
                 let help = match closest(name, MAP_KINDS.iter().copied()) {
                     Some(kind) => format!("did you mean `{kind}`?"),
                     None => {
-                        "the map kinds are count, sum, min, max, avg, stats, hist, lhist(lo, hi, step), hash, lru_hash, array[N] and percpu_array[N]".to_string()
+                        "the map kinds are count, sum, min, max, avg, stats, hist, lhist(lo, hi, step), hash, lru_hash, percpu_hash, lru_percpu_hash, array[N] and percpu_array[N]".to_string()
                     }
                 };
                 self.report(

@@ -72,6 +72,8 @@ struct MapInfo {
     records_signed: bool,
     /// Backed by an LRU kernel map (`lru_hash`, or the `lru` flag).
     lru: bool,
+    /// A `percpu_hash` / `lru_percpu_hash`: each CPU holds its own value per key.
+    per_cpu: bool,
 }
 
 /// A `const`: its folded value, or `None` when its expression had errors.
@@ -194,6 +196,7 @@ impl MapInfo {
             value,
             max_entries: self.max_entries,
             lru: self.lru,
+            per_cpu: self.per_cpu,
         }
     }
 }

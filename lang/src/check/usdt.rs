@@ -1,7 +1,8 @@
 //! `usdt:PATH:PROVIDER:NAME` attach points: expanded into one attach point per probe site of
 //! the ELF file's `.note.stapsdt` (each site may keep its arguments elsewhere, so each gets its
-//! own program, like a wildcard match), then each site checked: no semaphore (E0266), and its
-//! argument specs parsed for `arg0..` (`crate::usdt`).
+//! own program, like a wildcard match), then each site checked: a semaphore, if any, that the
+//! kernel can set (E0266; the runtime has the kernel count it while the probe is attached), and
+//! its argument specs parsed for `arg0..` (`crate::usdt`).
 
 use super::Checker;
 use crate::ast::{self, AttachKind};
@@ -47,8 +48,8 @@ impl Checker<'_> {
     }
 
     /// The checked site at `address` (the first site when `None`, as a caller that did not
-    /// expand gets) and its parsed arguments; `None` when it is missing or has a semaphore
-    /// (reported).
+    /// expand gets) and its parsed arguments; `None` when it is missing or has a semaphore the
+    /// kernel cannot set (reported).
     pub(super) fn attach_usdt(
         &mut self,
         path: &str,
@@ -62,14 +63,18 @@ impl Checker<'_> {
             Some(address) => sites.into_iter().find(|site| site.address == address)?,
             None => sites.into_iter().next()?,
         };
-        if site.semaphore != 0 {
+        if let Some(problem) = &site.semaphore_unusable {
             self.report(
-                Diagnostic::error("E0266", format!("USDT probe `{provider}:{name}` is guarded by a semaphore"), span)
-                    .label(format!(
-                        "its site at {:#x} only fires while the semaphore at {:#x} is set",
-                        site.address, site.semaphore
-                    ))
-                    .with_help("ppis does not set USDT semaphores yet; probe a site without one (`readelf -n PATH`)"),
+                Diagnostic::error(
+                    "E0266",
+                    format!("USDT probe `{provider}:{name}` has a semaphore the kernel cannot set"),
+                    span,
+                )
+                .label(format!("its site at {:#x} only fires while its semaphore is set: {problem}", site.address))
+                .with_help(
+                    "the kernel counts a USDT semaphore in the file's writable data (`<sys/sdt.h>` puts it in \
+                     `.probes`); probe a site without a semaphore (`readelf -n PATH`) or rebuild the program",
+                ),
             );
             return None;
         }

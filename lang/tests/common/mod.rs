@@ -91,13 +91,16 @@ fn strsim_distance(a: &str, b: &str) -> usize {
 
 impl Targets for FakeTargets {
     /// `/usr/bin/app` declares USDT probe `app:request` at two sites (their arguments differ),
-    /// `app:guarded` behind a semaphore; other files declare none.
+    /// `app:guarded` behind a semaphore the kernel can set, `app:misplaced` behind one it
+    /// cannot; other files declare none.
     fn usdt_sites(&self, path: &str) -> Result<Vec<ppis_lang::targets::UsdtSite>, TargetError> {
         let site = |name: &str, address: u64, semaphore: u64, args: &str| ppis_lang::targets::UsdtSite {
             provider: "app".into(),
             name: name.into(),
             address,
             semaphore,
+            semaphore_unusable: (semaphore % 2 == 1)
+                .then(|| format!("the semaphore at {semaphore:#x} is not 2-byte aligned in the file")),
             args: args.into(),
         };
         match path {
@@ -105,6 +108,7 @@ impl Targets for FakeTargets {
                 site("request", 0x1000, 0, "-4@%eax 8@-8(%rbp) 4@$5 8@8(%rax,%rbx,2)"),
                 site("request", 0x2000, 0, "-4@%edi 8@16(%rsp) 4@$5 8@%rsi"),
                 site("guarded", 0x3000, 0x9000, "8@%rdi"),
+                site("misplaced", 0x4000, 0x9003, "8@%rdi"),
             ]),
             _ => Err(TargetError {
                 message: format!("cannot read {path}: No such file or directory"),

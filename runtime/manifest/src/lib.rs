@@ -211,7 +211,8 @@ pub enum MapKind {
         hi: i64,
         step: i64,
     },
-    /// Plain key/value map.
+    /// Plain key/value map. With `per_cpu` (`percpu_hash`, `lru_percpu_hash`) its values are
+    /// integers, summed over the CPUs when read.
     Hash,
     /// `array[len]` / `percpu_array[len]`: values at the `u32` indices `0..len` (the one key
     /// field); a per-CPU array's values are integers, summed over the CPUs when read.

@@ -28,6 +28,14 @@
 //! - `usdt N`: fires the USDT probe `ppis:fire` for value in 1..=N, with the second word of its
 //!   pair 10 × value: odd values at one site ([`ppis_usdt_fire`]), even ones at the other
 //!   ([`ppis_usdt_fire_swapped`], arguments in other registers); prints the sums.
+//! - `usdt-guarded N`: N times reads the semaphore of the USDT probe `ppis:guarded`
+//!   ([`ppis_guarded_semaphore`]) and fires the probe with value 1..=N only while it is set (as
+//!   `<sys/sdt.h>`'s semaphore-guarded probes do); prints how many fired, their values' sum and
+//!   the largest semaphore value seen.
+//! - `usdt-guarded-watch MILLIS`: prints `watching`, then for MILLIS ms checks the semaphore of
+//!   `ppis:guarded` every millisecond and fires the probe (value 1) while it is set, for a
+//!   tracer that attaches to the already running process; prints how many fired, the largest
+//!   semaphore value seen and the value at the end.
 //! - `spin SECONDS`: for the demo; repeats calls, getpid and openat of /dev/null for a while.
 //!
 //! Only libc: the point is to control exactly which syscalls happen, so no helper crates.
@@ -114,6 +122,71 @@ pub extern "C" fn ppis_usdt_fire_swapped(pair: *const u64, value: u64) {
     unsafe { usdt_fire_site!("rsi", "rdi", value, pair) }
 }
 
+/// The semaphore of `ppis:guarded` (the variable `<sys/sdt.h>` names `PROVIDER_NAME_semaphore`):
+/// a 16-bit counter in the writable `.probes` section that tracers increment while they probe the
+/// site; the program fires the site only while it is non-zero. `used` and `no_mangle` keep it
+/// (and its name) in the binary; only the kernel writes it, from outside the program.
+///
+/// It sits on a page of its own: lld gives RELRO data its own writable segment, which may end in
+/// the same file page the data segment starts in, and the kernel would then count the semaphore
+/// in that earlier mapping (the runtime refuses such a semaphore).
+#[no_mangle]
+#[used]
+#[link_section = ".probes"]
+#[allow(non_upper_case_globals)]
+pub static mut ppis_guarded_semaphore: PageAlignedSemaphore = PageAlignedSemaphore { count: 0 };
+
+/// A USDT semaphore (`unsigned short`) at the start of a page.
+#[repr(C, align(4096))]
+pub struct PageAlignedSemaphore {
+    count: u16,
+}
+
+/// The one site of `ppis:guarded`: `value` in `%rdi` (`8@%rdi`); its note names the semaphore
+/// [`ppis_guarded_semaphore`], otherwise written out as `ppis:fire`'s (see [`usdt_fire_site`]).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn ppis_usdt_guarded(value: u64) {
+    // SAFETY: a `nop` and data in other sections: no register, memory or flag changes.
+    unsafe {
+        std::arch::asm!(
+            "990: nop",
+            ".pushsection .note.stapsdt,\"\",\"note\"",
+            ".balign 4",
+            ".4byte 992f-991f, 994f-993f, 3",
+            "991: .asciz \"stapsdt\"",
+            "992: .balign 4",
+            "993: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte {semaphore}",
+            ".asciz \"ppis\"",
+            ".asciz \"guarded\"",
+            ".asciz \"8@%rdi\"",
+            "994: .balign 4",
+            ".popsection",
+            ".ifndef _.stapsdt.base",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
+            ".weak _.stapsdt.base",
+            ".hidden _.stapsdt.base",
+            "_.stapsdt.base: .space 1",
+            ".size _.stapsdt.base, 1",
+            ".popsection",
+            ".endif",
+            semaphore = sym ppis_guarded_semaphore,
+            in("rdi") value,
+            options(att_syntax, nostack, preserves_flags, readonly),
+        )
+    }
+}
+
+/// The current value of [`ppis_guarded_semaphore`].
+fn guarded_semaphore() -> u16 {
+    // SAFETY: an aligned static only the kernel writes (through the file's mapping, never
+    // concurrently with a Rust reference to it); volatile, so every check reads memory again
+    // rather than a value the compiler assumed constant.
+    unsafe { std::ptr::read_volatile(std::ptr::addr_of!(ppis_guarded_semaphore.count)) }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -121,7 +194,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ppis-workload: {message}");
-            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop | usdt N | bytes N | clear-phases BEFORE AFTER | stack-chain N | getp N | busy MILLIS | stack-busy MILLIS | slow-midrun SECONDS SLOW_FROM SLOW_TO");
+            eprintln!("usage: ppis-workload calls N | openat N PATH | syscalls N | spin SECONDS | kill N | fsync N PATH | exec N PROGRAM | connect N PORT | direct-reads N PATH | sleeps N | noop | usdt N | usdt-guarded N | usdt-guarded-watch MILLIS | bytes N | clear-phases BEFORE AFTER | stack-chain N | getp N | busy MILLIS | stack-busy MILLIS | slow-midrun SECONDS SLOW_FROM SLOW_TO");
             ExitCode::from(2)
         }
     }
@@ -191,6 +264,40 @@ fn run(args: &[&str]) -> Result<(), String> {
                 sum_seconds += pair[1];
             }
             println!("usdt_fires={count} sum_values={sum_values} sum_seconds={sum_seconds}");
+            Ok(())
+        }
+        ["usdt-guarded", count] => {
+            let count = parse_count(count)?;
+            let (mut fired, mut sum_values, mut semaphore_seen) = (0u64, 0u64, 0u16);
+            for value in 1..=count {
+                let semaphore = guarded_semaphore();
+                semaphore_seen = semaphore_seen.max(semaphore);
+                // What a `<sys/sdt.h>` probe with a semaphore expands to: skip the site unless
+                // a tracer asked for it.
+                if semaphore != 0 {
+                    ppis_usdt_guarded(value);
+                    fired += 1;
+                    sum_values += value;
+                }
+            }
+            println!("guarded_fires={fired} guarded_sum_values={sum_values} semaphore_seen={semaphore_seen}");
+            Ok(())
+        }
+        ["usdt-guarded-watch", millis] => {
+            let watch_for = Duration::from_millis(parse_count(millis)?);
+            println!("watching");
+            let started = Instant::now();
+            let (mut fired, mut semaphore_seen) = (0u64, 0u16);
+            while started.elapsed() < watch_for {
+                let semaphore = guarded_semaphore();
+                semaphore_seen = semaphore_seen.max(semaphore);
+                if semaphore != 0 {
+                    ppis_usdt_guarded(1);
+                    fired += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("guarded_fires={fired} semaphore_seen={semaphore_seen} semaphore_at_end={}", guarded_semaphore());
             Ok(())
         }
         ["bytes", count] => {
@@ -290,6 +397,11 @@ fn run(args: &[&str]) -> Result<(), String> {
             // A tracer that symbolises user stacks reads this process's memory maps while it
             // lives (ppisc polls every 20 ms); linger so that it sees them.
             std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
+        ["calls-across-cpus", count] => {
+            let cpus = call_add_across_cpus(parse_count(count)?)?;
+            println!("cpus={cpus:?}");
             Ok(())
         }
         _ => Err(format!("unrecognised arguments {args:?}")),
@@ -467,6 +579,34 @@ fn call_add(count: u64) -> (u64, u64) {
         sum_rets = sum_rets.wrapping_add(ppis_workload_add(x));
     }
     (sum_args, sum_rets)
+}
+
+/// Calls the probed function for 1..=count like `calls`, moving the thread to the next CPU it
+/// may run on after every 4 calls, so that each residue of `x % 4` is seen on every CPU (the
+/// per-CPU map tests sum the CPUs' values). Returns the CPUs it ran on.
+fn call_add_across_cpus(count: u64) -> Result<Vec<usize>, String> {
+    // SAFETY: `cpu_set_t` is plain bits; the kernel fills it for this thread.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) } != 0 {
+        return Err(format!("sched_getaffinity: {}", std::io::Error::last_os_error()));
+    }
+    let cpus: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) }).collect();
+    let mut used = Vec::new();
+    for x in 1..=count {
+        let cpu = cpus[((x - 1) / 4) as usize % cpus.len()];
+        // SAFETY: as above; a set holding one allowed CPU.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) } != 0 {
+            return Err(format!("sched_setaffinity to CPU {cpu}: {}", std::io::Error::last_os_error()));
+        }
+        if !used.contains(&cpu) {
+            used.push(cpu);
+        }
+        ppis_workload_add(x);
+    }
+    Ok(used)
 }
 
 /// Exactly `count` raw `openat` syscalls (plus one `close` per successful open). Goes to libc
