@@ -154,7 +154,12 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
         let value = samples.iter().map(derive).fold(0.0_f64, f64::max);
         margin(value)
     };
-    let instructions = derive_instructions(&suite, &worst);
+    let mut instructions = derive_instructions(&suite, &worst);
+    // An event that follows work which evicted the caches (a `sync`, a context switch) pays a
+    // colder run than any of the suite's back-to-back events: the per-run price covers it.
+    let cold = cold_run(&suite, opts)?;
+    eprintln!("calibrate: empty program run with cold caches: {cold:.1} ns");
+    instructions.run = instructions.run.max(margin(cold));
     let helpers_and_call = derive_helpers(&suite, &worst);
 
     eprintln!("calibrate: measuring trigger costs");
@@ -681,6 +686,25 @@ fn measure_suite(
     Ok(trials)
 }
 
+/// The empty program alone on the benchmark tracepoint, the caches evicted before each event
+/// ([`cold_getppid_events`]): the kernel's per-run cost when the JIT image, the program's
+/// statistics and the dispatch path must come back from memory. Worst mean of the trials.
+fn cold_run(suite: &Suite, opts: &CalibrateOptions) -> Result<f64> {
+    let module = suite.module()?;
+    let empty = suite.benchmark(Measure::Empty).bench;
+    let part = ppis_ir::Module { maps: module.maps.clone(), functions: vec![module.functions[empty].clone()] };
+    let (object, manifest) = build_object(&part, &suite.attach())?;
+    let probes = ppis_runtime::attach(&object, &manifest).context("cannot attach the empty program")?;
+    let events = (opts.events / COLD_EVENTS_DIVISOR).max(MIN_EVENTS);
+    cold_getppid_events(CHUNK_EVENTS);
+    let mut worst = 0.0_f64;
+    for _ in 0..opts.trials {
+        worst = worst.max(measured_runs(&probes, events, cold_getppid_events)?[0]);
+    }
+    probes.detach();
+    Ok(worst)
+}
+
 /// Runs `events` events through `workload` and returns every attached program's mean ns per
 /// run over them. Fails when a program ran fewer times than there were events: then the
 /// workload did not reach it (and the means would describe someone else's events).
@@ -899,6 +923,31 @@ fn getppid_events(count: u64) {
     for _ in 0..count {
         black_box(std::os::unix::process::parent_id());
     }
+}
+
+/// Bytes written before each cold event: beyond the L2 caches of the machines we run on
+/// (and much of a shared L3), so that the probe's code and data and the kernel's paths are
+/// evicted as after a heavy system call.
+const COLD_EVICT_BYTES: usize = 8 << 20;
+
+/// Cold events are slow (each writes [`COLD_EVICT_BYTES`]): a fifth as many.
+const COLD_EVENTS_DIVISOR: u64 = 5;
+
+/// `count` `getppid` calls, each after writing [`COLD_EVICT_BYTES`] (one byte per cache line).
+fn cold_getppid_events(count: u64) {
+    thread_local! {
+        static EVICT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; COLD_EVICT_BYTES]);
+    }
+    EVICT.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        for round in 0..count {
+            for line in buffer.chunks_mut(64) {
+                line[0] = line[0].wrapping_add(round as u8 | 1);
+            }
+            black_box(&mut *buffer);
+            black_box(std::os::unix::process::parent_id());
+        }
+    });
 }
 
 /// `count` calls of the uprobe target.

@@ -78,7 +78,26 @@ enum Workload {
     Idle,
     /// A busy loop without system calls: `profile` samples land in it (and elsewhere).
     Spin,
+    /// Running `/bin/true`: `sched_process_exec`.
+    Execs,
+    /// `kill(self, 0)` (no signal delivered): `sys_enter_kill`.
+    Kills,
+    /// `fsync`, `fdatasync`, `syncfs` and `sync` in turn, on a small file: the four
+    /// `sys_enter_*sync*` tracepoints, and libc's `fsync` for a uprobe.
+    Syncs,
+    /// TCP connections to a closed loopback port: `sock:inet_sock_set_state` (to SYN_SENT,
+    /// then to CLOSE when refused).
+    Connects,
+    /// Starting and joining threads: `sched_wakeup_new`, `sched_wakeup`, `sched_switch`.
+    Threads,
+    /// `O_DIRECT` reads of a file on the root block device: `block_rq_issue` and
+    /// `block_rq_complete`.
+    DirectReads,
 }
+
+/// Fewer of the slow events per round (an exec, a thread, a disk read cost far more than a
+/// system call), so that a round stays well under a second.
+const SLOW_EVENTS_PER_ROUND: u64 = 1_000;
 
 impl Workload {
     fn round(self) {
@@ -116,6 +135,48 @@ impl Workload {
                     black_box(ppis_reality_readline(black_box(i)));
                 }
             }
+            Workload::Execs => {
+                for _ in 0..SLOW_EVENTS_PER_ROUND / 4 {
+                    let status = std::process::Command::new("/bin/true").status().expect("/bin/true runs");
+                    assert!(status.success());
+                }
+            }
+            Workload::Kills => {
+                for _ in 0..EVENTS_PER_ROUND {
+                    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+                    assert_eq!(unsafe { libc::kill(libc::getpid(), 0) }, 0);
+                }
+            }
+            Workload::Syncs => {
+                use std::os::fd::AsRawFd;
+                let path = std::env::temp_dir().join(format!("ppis-reality-sync-{}", std::process::id()));
+                let file = std::fs::File::create(&path).expect("a scratch file");
+                for _ in 0..SLOW_EVENTS_PER_ROUND {
+                    file.sync_all().expect("fsync");
+                    file.sync_data().expect("fdatasync");
+                    // SAFETY: a valid descriptor of this file; syncfs and sync take no memory.
+                    assert_eq!(unsafe { libc::syncfs(file.as_raw_fd()) }, 0);
+                    unsafe { libc::sync() };
+                }
+                drop(file);
+                let _ = std::fs::remove_file(path);
+            }
+            Workload::Connects => {
+                let port = {
+                    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+                    listener.local_addr().expect("its address").port()
+                };
+                for _ in 0..SLOW_EVENTS_PER_ROUND {
+                    let refused = std::net::TcpStream::connect(("127.0.0.1", port));
+                    assert!(refused.is_err(), "port {port} was taken meanwhile");
+                }
+            }
+            Workload::Threads => {
+                for i in 0..SLOW_EVENTS_PER_ROUND {
+                    std::thread::spawn(move || black_box(i)).join().expect("a thread runs");
+                }
+            }
+            Workload::DirectReads => direct_reads(SLOW_EVENTS_PER_ROUND),
             Workload::Idle => std::thread::sleep(TIMED_ROUND),
             Workload::Spin => {
                 let started = Instant::now();
@@ -157,6 +218,33 @@ impl Row {
     }
 }
 
+/// `count` `O_DIRECT` reads of 4 KiB blocks, each a block request: from a file in this
+/// test's target directory (on the root block device; `/tmp` may be a RAM disk), written and
+/// synced once.
+fn direct_reads(count: u64) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const BLOCK: usize = 4096;
+    const BLOCKS: u64 = 256;
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ppis-reality-blocks.dat");
+    if std::fs::metadata(&path).map_or(true, |m| m.len() != BLOCKS * BLOCK as u64) {
+        std::fs::write(&path, vec![0x5a_u8; BLOCKS as usize * BLOCK]).expect("a data file");
+        std::fs::File::open(&path).and_then(|file| file.sync_all()).expect("the data file synced");
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .expect("the data file opens with O_DIRECT");
+    // O_DIRECT needs a buffer aligned to the logical block size.
+    #[repr(C, align(4096))]
+    struct Aligned([u8; BLOCK]);
+    let mut buffer = Box::new(Aligned([0; BLOCK]));
+    for i in 0..count {
+        let read = file.read_at(&mut buffer.0, (i % BLOCKS) * BLOCK as u64).expect("a direct read");
+        assert_eq!(read, BLOCK);
+    }
+}
+
 /// The declared rate of the added empty probes (any rate fits: see `opts.cpus` below). They
 /// are appended to the source, so they are the last probes of the manifest.
 const EMPTY_PROBE_RATE: &str = "rate <= 1/s";
@@ -190,6 +278,26 @@ fn perf_event_cases() -> Vec<(String, String, Workload)> {
             Workload::Spin,
         ),
     ]
+}
+
+/// The ports of bpftrace's classic tools among the examples, each with a workload that fires
+/// every probe it has. `funclatency` traces libc's `fsync`, which this binary calls through
+/// `File::sync_all`.
+fn tool_cases() -> Vec<(String, String, Workload)> {
+    [
+        ("opensnoop.ppl", Workload::Opens),
+        ("execsnoop.ppl", Workload::Execs),
+        ("killsnoop.ppl", Workload::Kills),
+        ("syncsnoop.ppl", Workload::Syncs),
+        ("funclatency.ppl", Workload::Syncs),
+        ("tcpconnect.ppl", Workload::Connects),
+        ("runqlat.ppl", Workload::Threads),
+        ("biolatency.ppl", Workload::DirectReads),
+        ("loop_sum.ppl", Workload::Syscalls),
+    ]
+    .into_iter()
+    .map(|(name, workload)| (name.to_string(), example(name), workload))
+    .collect()
 }
 
 /// Probes of the newer kinds and features, each with the workload that fires it (the
@@ -226,23 +334,36 @@ fn new_kind_cases() -> Vec<(String, String, Workload)> {
     ]
 }
 
-/// The attach point of every `probe` line of `source` (the token after `probe`, where a quoted
-/// path may hold spaces), once each.
+/// The attach points of every `probe` of `source` (the comma-separated list after `probe`,
+/// over several lines if need be, where a quoted path may hold spaces), once each.
 fn attach_points(source: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for line in source.lines() {
-        let Some(rest) = line.trim_start().strip_prefix("probe ") else { continue };
-        let mut quoted = false;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                quoted ^= c == '"';
-                c.is_whitespace() && !quoted
-            })
-            .map_or(rest.len(), |(at, _)| at);
-        let attach = rest[..end].to_string();
-        if !attach.is_empty() && !out.contains(&attach) {
-            out.push(attach);
+    let mut rest = source;
+    while let Some(at) = rest.find("probe ") {
+        let at_line_start = rest[..at].rsplit('\n').next().is_some_and(|before| before.trim().is_empty());
+        rest = &rest[at + "probe ".len()..];
+        if !at_line_start {
+            continue;
+        }
+        loop {
+            let list = rest.trim_start();
+            let mut quoted = false;
+            let end = list
+                .char_indices()
+                .find(|&(_, c)| {
+                    quoted ^= c == '"';
+                    (c.is_whitespace() || c == ',') && !quoted
+                })
+                .map_or(list.len(), |(end, _)| end);
+            let attach = list[..end].to_string();
+            if !attach.is_empty() && !out.contains(&attach) {
+                out.push(attach);
+            }
+            rest = list[end..].trim_start();
+            match rest.strip_prefix(',') {
+                Some(next) => rest = next,
+                None => break,
+            }
         }
     }
     out
@@ -379,7 +500,8 @@ fn measured_cost_per_event_stays_under_the_proven_bound() {
             Workload::Calls,
         ),
     ];
-    let cases: Vec<(String, String, Workload)> = cases.into_iter().chain(new_kind_cases()).collect();
+    let cases: Vec<(String, String, Workload)> =
+        cases.into_iter().chain(tool_cases()).chain(new_kind_cases()).collect();
     let mut rows = Vec::new();
     for (case, source, workload) in &cases {
         rows.extend(measure(case, source, *workload));
@@ -456,9 +578,31 @@ fn measured_cost_of_perf_event_probes_stays_under_the_proven_bound() {
     print_and_check(&rows);
 }
 
+/// Every example is measured by one of the cases above (named by its file name first), so a
+/// new example cannot go unmeasured.
+#[test]
+fn every_example_is_measured() {
+    let measured =
+        ["opens.ppl", "syscount.ppl", "sched_wakeups.ppl", "syscall_latency.ppl", "readline.ppl", "profile.ppl"]
+            .into_iter()
+            .map(String::from)
+            .chain(tool_cases().into_iter().map(|(name, _, _)| name))
+            .chain(perf_event_cases().into_iter().map(|(case, _, _)| case))
+            .collect::<Vec<String>>();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for entry in std::fs::read_dir(&dir).expect("the examples directory") {
+        let name = entry.expect("a directory entry").file_name().to_string_lossy().into_owned();
+        if name.ends_with(".ppl") {
+            assert!(measured.iter().any(|case| case.starts_with(&name)), "{name} is not measured by kernel_reality");
+        }
+    }
+}
+
 #[test]
 fn attach_points_are_read_from_probe_lines_once_each() {
     let source =
         "probe tracepoint:a:b rate <= 1/s { }\nprobe uprobe:\"/x y\":f\n rate <= 1/s { }\n  probe tracepoint:a:b { }\n";
     assert_eq!(attach_points(source), ["tracepoint:a:b", "uprobe:\"/x y\":f"]);
+    let listed = "probe tracepoint:a:b,\n      tracepoint:a:c\n    rate <= 1/s { }\nprobe a:d, tracepoint:a:b { }\n";
+    assert_eq!(attach_points(listed), ["tracepoint:a:b", "tracepoint:a:c", "a:d"]);
 }
