@@ -5,9 +5,8 @@
 
 #[path = "../../lang/tests/common/mod.rs"]
 mod common;
+mod loader_check;
 
-use ppis_bundle::pcc::{self, HostPolicy};
-use ppis_bundle::Header;
 use ppis_compiler::driver::{self, CompileOptions};
 use ppis_compiler::lower::LowerOptions;
 use ppis_manifest::profile::CostProfile;
@@ -45,28 +44,5 @@ fn the_load_time_checker_accepts_lru_maps_stats_cgroup_buf_clear_and_usdt() {
     let options = CompileOptions { lower: LowerOptions::default(), profile: profile.clone(), cpus: 2 };
     let (compiled, diagnostics) = driver::compile(SOURCE, &common::FakeTargets, &options);
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:#?}"));
-    let object = driver::object(&compiled);
-    let certificate = driver::certificate_json(&compiled, SOURCE.as_bytes(), &object, &profile).into_bytes();
-    let invariants = driver::invariants_json(&object);
-    let header = Header {
-        name: "t".into(),
-        compiler_version: "test".into(),
-        cost_profile_hash: profile.hash(),
-        source_hash: ppis_bundle::sha256_hex(SOURCE.as_bytes()),
-        entries: vec![],
-    };
-    let (_, skipped) = pcc::produce_invariants(&object).unwrap();
-    assert!(skipped.is_empty(), "programs without invariants: {skipped:?}");
-    let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
-    let report = pcc::check_with_invariants(
-        &header,
-        &compiled.lowered.manifest,
-        &object,
-        &certificate,
-        Some(&invariants),
-        &policy,
-    );
-    if let Err(error) = report {
-        panic!("the loader refuses the object: {error}");
-    }
+    loader_check::assert_loader_accepts(&compiled, SOURCE, &profile);
 }

@@ -7,6 +7,7 @@
 
 #[path = "../../lang/tests/common/mod.rs"]
 mod common;
+mod loader_check;
 
 use ppis_compiler::driver::{compile, CompileOptions};
 use ppis_compiler::lower::LowerOptions;
@@ -103,34 +104,9 @@ fn per_cpu_hash_operations_are_priced_from_the_profiles_percpu_hash_and_lru_hash
 
 #[test]
 fn the_load_time_checker_accepts_per_cpu_hash_maps() {
-    use ppis_bundle::pcc::{self, HostPolicy};
-    use ppis_compiler::driver;
     let source = SOURCE.replace("calls[pid].inc();", "calls[pid].inc();\n    delete bytes[tid];");
     let profile = CostProfile::reference();
     let (compiled, diagnostics) = compile(&source, &common::FakeTargets, &options());
     let compiled = compiled.unwrap_or_else(|| panic!("{diagnostics:#?}"));
-    let object = driver::object(&compiled);
-    let certificate = driver::certificate_json(&compiled, source.as_bytes(), &object, &profile).into_bytes();
-    let invariants = driver::invariants_json(&object);
-    let header = ppis_bundle::Header {
-        name: "t".into(),
-        compiler_version: "test".into(),
-        cost_profile_hash: profile.hash(),
-        source_hash: ppis_bundle::sha256_hex(source.as_bytes()),
-        entries: vec![],
-    };
-    let (_, skipped) = pcc::produce_invariants(&object).unwrap();
-    assert!(skipped.is_empty(), "programs without invariants: {skipped:?}");
-    let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
-    let report = pcc::check_with_invariants(
-        &header,
-        &compiled.lowered.manifest,
-        &object,
-        &certificate,
-        Some(&invariants),
-        &policy,
-    );
-    if let Err(error) = report {
-        panic!("the loader refuses the object: {error}");
-    }
+    loader_check::assert_loader_accepts(&compiled, &source, &profile);
 }
