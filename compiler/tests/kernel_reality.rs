@@ -373,6 +373,10 @@ fn attach_points(source: &str) -> Vec<String> {
 /// a thread named [`WORKLOAD_COMM`] until every program ran [`MIN_RUNS`] times, and returns
 /// each program's numbers (the example's probes, then the empty ones).
 fn measure(case: &str, source: &str, workload: Workload) -> Vec<Row> {
+    // One measurement at a time: the tests of this file run in parallel threads, and another
+    // test's workload (a spinning CPU, 997 Hz samples) would perturb the runs measured here.
+    static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MEASURING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut opts = CompileOptions::for_this_host(LowerOptions::default());
     if let Some(path) = std::env::var_os(PROFILE_ENV) {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));

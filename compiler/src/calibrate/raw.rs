@@ -376,6 +376,57 @@ fn spin(iterations: u64) -> u64 {
     x
 }
 
+// `ppis_calibrate_deep_spin(frames, iterations)`: recurses `frames` times, each frame linked
+// through `rbp` as a frame-pointer unwinder expects, then counts `iterations` down. Written in
+// assembly so that every frame, the spinning one included, keeps the `rbp` chain intact
+// (compiled Rust may use `rbp` as a general register): the kernel's user stack walker then
+// follows all of them.
+std::arch::global_asm!(
+    ".globl ppis_calibrate_deep_spin",
+    ".type ppis_calibrate_deep_spin, @function",
+    "ppis_calibrate_deep_spin:",
+    "push rbp",
+    "mov rbp, rsp",
+    "test rdi, rdi",
+    "jz 2f",
+    "dec rdi",
+    "call ppis_calibrate_deep_spin",
+    "jmp 4f",
+    "2:",
+    "test rsi, rsi",
+    "jz 4f",
+    "3:",
+    "dec rsi",
+    "jnz 3b",
+    "4:",
+    "pop rbp",
+    "ret",
+    ".size ppis_calibrate_deep_spin, . - ppis_calibrate_deep_spin",
+);
+
+extern "C" {
+    fn ppis_calibrate_deep_spin(frames: u64, iterations: u64);
+}
+
+/// Frames under the spinning one: more than the kernel records, so every walk is a full one.
+const DEEP_FRAMES: u64 = 2 * STACK_DEPTH as u64;
+
+/// Median wall-clock ns of `chunks` spins of `iterations` at the bottom of a stack of
+/// [`DEEP_FRAMES`] frame-pointer-linked frames.
+fn median_deep_chunk_ns(iterations: u64, chunks: u32) -> f64 {
+    let mut samples: Vec<f64> = (0..chunks)
+        .map(|_| {
+            let start = Instant::now();
+            // SAFETY: the function only uses its own stack frames (2 words each, DEEP_FRAMES
+            // of them) and the two argument registers; it follows the C calling convention.
+            unsafe { ppis_calibrate_deep_spin(black_box(DEEP_FRAMES), black_box(iterations)) };
+            start.elapsed().as_nanos() as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
 /// Median wall-clock ns of `chunks` runs of `spin(iterations)`.
 fn median_chunk_ns(iterations: u64, chunks: u32) -> f64 {
     let mut samples: Vec<f64> = (0..chunks)
@@ -476,7 +527,9 @@ mod tests {
 }
 
 /// `bpf_get_stackid` where `profile` probes call it: on a perf event, from the timer interrupt
-/// (a deeper kernel stack, colder caches than under `BPF_PROG_TEST_RUN`). Mean run time of a
+/// (a deeper kernel stack, colder caches than under `BPF_PROG_TEST_RUN`), interrupting a
+/// thread whose user stack is deeper than the kernel records (`ppis_calibrate_deep_spin`), so
+/// the user walk is a full one: its cost grows with the frames it follows. Mean run time of a
 /// program that walks the kernel and then the user stack, minus the empty program's, halved:
 /// ns per walk, call overhead included; worst of `trials`.
 pub fn perf_event_stackid(trials: u32, chunks: u32) -> Result<f64> {
@@ -492,13 +545,13 @@ pub fn perf_event_stackid(trials: u32, chunks: u32) -> Result<f64> {
     let walker = RawProgram::load(RawProgramType::PerfEvent, "perf stackid", &code.finish())?;
     let empty = empty_program(RawProgramType::PerfEvent)?;
     let probe_iterations = 1_000_000;
-    let per_iteration = median_chunk_ns(probe_iterations, 5) / probe_iterations as f64;
+    let per_iteration = median_deep_chunk_ns(probe_iterations, 5) / probe_iterations as f64;
     let iterations = (PERF_CHUNK_NS / per_iteration.max(0.01)) as u64;
     let mean_run = |program: &RawProgram| -> Result<f64> {
         let before = program.stats()?;
         for _ in 0..chunks {
             let link = program.attach_thread_cpu_clock(PERF_PERIOD_NS)?;
-            median_chunk_ns(iterations, 1);
+            median_deep_chunk_ns(iterations, 1);
             drop(link);
         }
         let run = program.stats()?.since(&before);
