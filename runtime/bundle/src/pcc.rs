@@ -565,28 +565,8 @@ impl ProgramKind {
     }
 }
 
-/// Kernel helper ids (`enum bpf_func_id`), as `compiler/src/codegen/insn.rs` emits them.
-pub mod helper {
-    pub const MAP_LOOKUP_ELEM: i32 = 1;
-    pub const MAP_UPDATE_ELEM: i32 = 2;
-    pub const MAP_DELETE_ELEM: i32 = 3;
-    pub const KTIME_GET_NS: i32 = 5;
-    pub const GET_SMP_PROCESSOR_ID: i32 = 8;
-    pub const GET_CURRENT_PID_TGID: i32 = 14;
-    pub const GET_CURRENT_UID_GID: i32 = 15;
-    pub const GET_CURRENT_COMM: i32 = 16;
-    pub const PROBE_READ_USER_STR: i32 = 114;
-    pub const PROBE_READ_KERNEL_STR: i32 = 115;
-    /// `ustack`/`kstack` keys: writes only into a stack-trace map.
-    pub const GET_STACKID: i32 = 27;
-    /// `emit`/`print`: copies a stack record into the ring buffer.
-    pub const RINGBUF_OUTPUT: i32 = 130;
-    /// `cgroup`: the current task's cgroup v2 id.
-    pub const GET_CURRENT_CGROUP_ID: i32 = 80;
-    /// `buf(ptr, N)`: copies N raw bytes into a stack buffer.
-    pub const PROBE_READ_USER: i32 = 112;
-    pub const PROBE_READ_KERNEL: i32 = 113;
-}
+/// Kernel helper ids (`enum bpf_func_id`), shared with the code generator through `ppis-manifest`.
+pub use ppis_manifest::helper_ids as helper;
 
 /// `sizeof(struct pt_regs)` on x86-64, the context of uprobe programs.
 const PT_REGS_BYTES: u32 = 21 * 8;

@@ -4,6 +4,7 @@
 //! Boundary: plain data and its JSON form; no syscalls, no compiler types.
 //! Invariant: layouts here are exactly what the generated code reads and writes.
 
+pub mod helper_ids;
 pub mod profile;
 
 use serde::{Deserialize, Serialize};
