@@ -160,7 +160,8 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<CostProfile> {
     let cold = cold_run(&suite, opts)?;
     eprintln!("calibrate: empty program run with cold caches: {cold:.1} ns");
     instructions.run = instructions.run.max(margin(cold));
-    let helpers_and_call = derive_helpers(&suite, &worst);
+    let cold_units = cold_helper_units(&suite, cold, opts)?;
+    let helpers_and_call = derive_helpers(&suite, &worst, &cold_units);
 
     eprintln!("calibrate: measuring trigger costs");
     let mut tracepoint = 0.0_f64;
@@ -588,6 +589,17 @@ impl Suite {
         batches
     }
 
+    /// Whether two suite programs have the same body (only their names differ).
+    fn programs_equal(&self, a: usize, b: usize) -> bool {
+        let body = |index: usize| -> Option<String> {
+            let header = format!("fn {}(", self.programs[index]);
+            let start = self.text.find(&header)? + header.len();
+            let rest = &self.text[start..];
+            Some(rest[..rest.find("\n}\n").map_or(rest.len(), |end| end)].to_string())
+        };
+        body(a).is_some() && body(a) == body(b)
+    }
+
     fn benchmark(&self, measure: Measure) -> &Benchmark {
         self.benchmarks.iter().find(|b| b.measure == measure).expect("every measure has a benchmark")
     }
@@ -705,6 +717,48 @@ fn cold_run(suite: &Suite, opts: &CalibrateOptions) -> Result<f64> {
     Ok(worst)
 }
 
+/// What one call of each helper and map operation costs with the caches evicted before each
+/// event: an event after a heavy system call (an `fsync`) finds the helper's code, the map's
+/// buckets and the program's image in memory, not in cache, and pays more than any of the
+/// suite's back-to-back runs. Each benchmark's single-call program and its base run alone
+/// (programs on one tracepoint would warm each other's shared paths), so a unit is the
+/// difference of two cold runs; `cold_empty` ([`cold_run`]) is the base of the helpers
+/// without a prelude. Worst mean of the trials (at most [`COLD_TRIALS`]).
+fn cold_helper_units(suite: &Suite, cold_empty: f64, opts: &CalibrateOptions) -> Result<Vec<(Measure, f64)>> {
+    let module = suite.module()?;
+    let events = (opts.events / COLD_EVENTS_DIVISOR).max(MIN_EVENTS);
+    let trials = opts.trials.min(COLD_TRIALS);
+    let empty = suite.benchmark(Measure::Empty).bench;
+    let cold_alone = |index: usize| -> Result<f64> {
+        let part = ppis_ir::Module { maps: module.maps.clone(), functions: vec![module.functions[index].clone()] };
+        let (object, manifest) = build_object(&part, &suite.attach())?;
+        let probes = ppis_runtime::attach(&object, &manifest).context("cannot attach a benchmark program")?;
+        // The first event inserts what later ones replace.
+        cold_getppid_events(1);
+        let mut worst = 0.0_f64;
+        for _ in 0..trials {
+            worst = worst.max(measured_runs(&probes, events, cold_getppid_events)?[0]);
+        }
+        probes.detach();
+        Ok(worst)
+    };
+    let singles: Vec<&Benchmark> = suite.benchmarks.iter().filter(|bench| bench.single.is_some()).collect();
+    eprintln!(
+        "calibrate: {} helpers and map operations alone with cold caches, {events} events x {trials} trials",
+        singles.len()
+    );
+    let mut units = Vec::with_capacity(singles.len());
+    for bench in singles {
+        let single = cold_alone(bench.single.expect("filtered on single"))?;
+        let same_as_empty = suite.programs_equal(bench.base, empty);
+        let base = if same_as_empty { cold_empty } else { cold_alone(bench.base)? };
+        let unit = (single - base).max(0.0);
+        eprintln!("calibrate: {:<32} cold: {unit:.2} ns", format!("{:?}", bench.measure));
+        units.push((bench.measure, unit));
+    }
+    Ok(units)
+}
+
 /// Runs `events` events through `workload` and returns every attached program's mean ns per
 /// run over them. Fails when a program ran fewer times than there were events: then the
 /// workload did not reach it (and the means would describe someone else's events).
@@ -755,8 +809,12 @@ fn derive_instructions(suite: &Suite, worst: &WorstOf<'_>) -> InstructionCosts {
 
 /// Helper and map operation costs. Each measures a whole call; the cheapest call becomes the
 /// common `call` overhead and every helper the rest, so `call + helper` is what was measured.
-fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>) -> (f64, HelperCosts) {
-    let per_unit = |measure: Measure| worst(&|t: &TrialTimes| t.per_unit(suite.benchmark(measure)));
+fn derive_helpers(suite: &Suite, worst: &WorstOf<'_>, cold_units: &[(Measure, f64)]) -> (f64, HelperCosts) {
+    // The worse of the warm runs (on tracepoints and uprobes) and the cold one.
+    let per_unit = |measure: Measure| {
+        let cold = cold_units.iter().find(|(m, _)| *m == measure).map_or(0.0, |(_, ns)| margin(*ns));
+        worst(&|t: &TrialTimes| t.per_unit(suite.benchmark(measure))).max(cold)
+    };
     let helper = |name: &'static str| per_unit(Measure::Helper(name));
     let by_kind = |measure: fn(MapKind) -> Measure| {
         let [hash, array, percpu_hash, percpu_array] = MapKind::ALL.map(|kind| per_unit(measure(kind)));
@@ -933,6 +991,9 @@ const COLD_EVICT_BYTES: usize = 8 << 20;
 /// Cold events are slow (each writes [`COLD_EVICT_BYTES`]): a fifth as many.
 const COLD_EVENTS_DIVISOR: u64 = 5;
 
+/// Trials of each cold helper measurement: a few dozen programs each measured alone.
+const COLD_TRIALS: u32 = 2;
+
 /// `count` `getppid` calls, each after writing [`COLD_EVICT_BYTES`] (one byte per cache line).
 fn cold_getppid_events(count: u64) {
     thread_local! {
@@ -1051,6 +1112,17 @@ mod tests {
         let mut all: Vec<usize> = batches.concat();
         all.sort();
         assert_eq!(all, (0..suite.programs.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn cold_helper_bases_reuse_the_empty_run_only_when_they_are_the_empty_program() {
+        let suite = Suite::new();
+        let empty = suite.benchmark(Measure::Empty).bench;
+        let base = |measure: Measure| suite.benchmark(measure).base;
+        assert!(suite.programs_equal(base(Measure::Helper("ktime_get_ns")), empty));
+        assert!(!suite.programs_equal(base(Measure::MapLookup(MapKind::Hash)), empty));
+        assert!(!suite.programs_equal(base(Measure::ReadUserStr(16)), empty));
+        assert!(!suite.programs_equal(suite.benchmark(Measure::Helper("ktime_get_ns")).bench, empty));
     }
 
     #[test]

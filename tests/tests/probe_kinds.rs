@@ -78,7 +78,7 @@ fn raw_tracepoint_sys_enter_counts_the_marked_syscalls_exactly() {
         "raw.ppl",
         format!(
             "map by_id: count[u64] max 512;\n\
-             probe rawtracepoint:sys_enter rate <= 5k/s when pid == cpid {{ by_id[arg1].inc(); }}\n"
+             probe rawtracepoint:sys_enter rate <= 2500/s when pid == cpid {{ by_id[arg1].inc(); }}\n"
         ),
     );
     let workload = workload(env!("CARGO_BIN_EXE_ppis-workload"));
