@@ -1,8 +1,8 @@
 //! The runtime's one loader, `ppis_runtime::Session`, against the real kernel with both
 //! callers' policies: driven as `ppisc run` drives it (`begin` once before the other probes
-//! attach, exact counts while attached, none after `finish`, `end` once after the detach), and
-//! started as `ppisd` starts it (every probe attached at once, `begin`/`end` reported as not
-//! attachable and never run).
+//! attach, exact counts while attached, none after `finish`, `end` once after the detach),
+//! started as `ppisd` starts it (`begin` run first, every other probe attached at once, `end`
+//! run by `finish`), and by a plain start (`begin`/`end` reported as not attachable, never run).
 //!
 //! Needs root and tracefs. Without them the test prints why and passes, except under
 //! `CI=true`, where it fails instead.
@@ -80,7 +80,27 @@ fn a_session_runs_begin_and_end_once_around_the_attached_probes() {
 }
 
 #[test]
-fn a_daemon_style_start_reports_begin_and_end_as_not_attachable_and_never_runs_them() {
+fn a_daemon_style_start_runs_begin_before_attaching_and_finish_runs_end() {
+    if !kernel_guard::kernel_ready(&["syscalls/sys_enter_getppid"], &[]) {
+        return;
+    }
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (object, manifest) = compile_begin_count_end();
+    let (mut session, failures) = Session::start_with_dormant(&object, &manifest).expect("loads");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(session.runs_once(0) && !session.runs_once(1) && session.runs_once(2));
+    assert!(!session.is_attached(0) && session.is_attached(1) && !session.is_attached(2));
+    assert_eq!((count(&session, "begins"), count(&session, "calls"), count(&session, "ends")), (1, 0, 0));
+    getppid_times(CALLS);
+    session.finish().expect("detach, then end");
+    getppid_times(CALLS);
+    assert_eq!((count(&session, "begins"), count(&session, "calls"), count(&session, "ends")), (1, CALLS, 1));
+    session.finish().expect("a second finish only detaches");
+    assert_eq!(count(&session, "ends"), 1);
+}
+
+#[test]
+fn a_plain_start_reports_begin_and_end_as_not_attachable_and_never_runs_them() {
     if !kernel_guard::kernel_ready(&["syscalls/sys_enter_getppid"], &[]) {
         return;
     }

@@ -1,9 +1,9 @@
 //! The one loader of the runtime: a loaded object whose probes are attached, detached and
 //! re-attached one by one, whose maps are read live, and whose `begin`/`end` programs run once
 //! on request. `ppisc run` (through [`crate::run`]) and the daemon `ppisd` both load through
-//! it; only their policies differ (`run` stops at the first probe that cannot attach and runs
-//! `begin`/`end`, the daemon skips a failing probe and never runs them). Dropping the session
-//! detaches and unloads everything.
+//! it; only their policies differ (`run` stops at the first probe that cannot attach, the
+//! daemon skips a failing probe and runs `begin`/`end` per bundle load and unload). Dropping
+//! the session detaches and unloads everything.
 //!
 //! Boundary: aya makes the BPF calls; the session keeps no policy (when to attach, detach or
 //! give up is the caller's decision).
@@ -95,16 +95,22 @@ impl Session {
         Ok((session, failures))
     }
 
-    /// Like [`Session::start`], but a probe with an activation rule (a dormant probe) is only
-    /// loaded (the kernel verifies it), not attached: the activator attaches it later. Its
-    /// load failure is returned with the attach failures of the others.
+    /// The daemon's start: like [`Session::start`], but `begin` probes run first (once, before
+    /// anything is attached; `end` is loaded then too, and runs in [`Session::finish`]), and a
+    /// probe with an activation rule (a dormant probe) is only loaded (the kernel verifies
+    /// it), not attached: the activator attaches it later. Its load failure is returned with
+    /// the attach failures of the others; a `begin` or `end` the kernel refuses fails the start.
     pub fn start_with_dormant(
         object: &[u8],
         manifest: &Manifest,
     ) -> Result<(Session, Vec<RuntimeError>), RuntimeError> {
         let mut session = Session::open(object, manifest)?;
+        session.run_begin()?;
         let mut failures = Vec::new();
         for index in 0..session.probes.len() {
+            if session.runs_once(index) {
+                continue;
+            }
             let result = if session.probes[index].info.activation.is_some() {
                 session.load_dormant(index)
             } else {
@@ -143,6 +149,11 @@ impl Session {
             Some(once) => once.run_end(),
             None => Ok(()),
         }
+    }
+
+    /// Whether probe `index` is a `begin` or `end`: run once, never attached.
+    pub fn runs_once(&self, index: usize) -> bool {
+        self.probes.get(index).is_some_and(|slot| matches!(slot.info.attach, Attach::Begin | Attach::End))
     }
 
     /// Loads probe `index`'s program into the kernel without attaching it (a no-op when it

@@ -113,9 +113,11 @@ pub struct ProbeReport {
     pub bytecode_bound_ns: f64,
     /// The certificate's bound, ns.
     pub certified_bound_ns: f64,
-    /// The most one event may cost for the declared rate to stay within the budget, ns.
-    pub allowed_ns: f64,
-    pub rate_per_sec: u64,
+    /// The most one event may cost for the declared rate to stay within the budget, ns;
+    /// `None` for `begin`/`end`, which run once (no rate, so no per-event budget).
+    pub allowed_ns: Option<f64>,
+    /// The declared rate; `None` for `begin`/`end`.
+    pub rate_per_sec: Option<u64>,
     /// The trigger's fixed cost on this host, ns (the runtime adds it to measured run time).
     pub trigger_ns: f64,
 }
@@ -221,9 +223,18 @@ pub fn check_with_invariants(
             .ok_or_else(|| {
                 refuse(Rule::Certificate, format!("the certificate has no cost bound for program {name}"))
             })?;
-        let rate = probe
-            .rate_per_sec
-            .ok_or_else(|| refuse(Rule::Consistency, format!("program {name} declares no event rate")))?;
+        // `begin`/`end` run once per load: one bounded event, no rate (as the verifier has it).
+        let runs_once = matches!(probe.attach, Attach::Begin | Attach::End);
+        let rate = match (probe.rate_per_sec, runs_once) {
+            (None, false) => return Err(refuse(Rule::Consistency, format!("program {name} declares no event rate"))),
+            (Some(rate), true) => {
+                return Err(refuse(
+                    Rule::Consistency,
+                    format!("program {name} runs once ({}) but declares a rate of {rate}/s", probe.attach),
+                ))
+            }
+            (rate, _) => rate,
+        };
         let code = decode(name, &program.code)?;
         check_instructions(name, kind, &code)?;
         let stated = invariants.as_ref().and_then(|file| file.programs.get(name));
@@ -244,7 +255,8 @@ pub fn check_with_invariants(
             helper_calls: helper_calls(&code),
             bytecode_bound_ns: nanos(trigger_ps + path_ps),
             certified_bound_ns,
-            allowed_ns: manifest.budget_percent / 100.0 * f64::from(policy.cpus) * 1e9 / (rate.max(1) as f64),
+            allowed_ns: rate
+                .map(|rate| manifest.budget_percent / 100.0 * f64::from(policy.cpus) * 1e9 / (rate.max(1) as f64)),
             rate_per_sec: rate,
             trigger_ns: nanos(trigger_ps),
         };
@@ -262,20 +274,23 @@ pub fn check_with_invariants(
 /// bound is normally somewhat above the certified one and a strict `bytecode ≤ certified`
 /// would refuse honest bundles. What must hold for the overhead guarantee is that the real
 /// code, priced as the host prices it, fits the budget at the declared rate on this host:
-/// `bytecode_bound ≤ budget% × cpus × 1 s / rate` — that is the hard rule. On top of it the
+/// `bytecode_bound ≤ budget% × cpus × 1 s / rate` — that is the hard rule (none for `begin`/
+/// `end`, which run once and have no rate). On top of it the
 /// bytecode bound may exceed the certified bound by at most [`COST_TOLERANCE`] (so a
 /// certificate that describes other, cheaper code is refused even when the budget has room).
 pub fn check_cost(report: &ProbeReport) -> Result<(), PccError> {
     let name = &report.program;
-    if report.bytecode_bound_ns > report.allowed_ns {
-        return Err(refuse(
-            Rule::Cost,
-            format!(
-                "program {name}: the bytecode costs up to {:.1} ns per event on this host, over the {:.1} ns \
-                 the budget allows at {}/s",
-                report.bytecode_bound_ns, report.allowed_ns, report.rate_per_sec
-            ),
-        ));
+    if let (Some(allowed_ns), Some(rate)) = (report.allowed_ns, report.rate_per_sec) {
+        if report.bytecode_bound_ns > allowed_ns {
+            return Err(refuse(
+                Rule::Cost,
+                format!(
+                    "program {name}: the bytecode costs up to {:.1} ns per event on this host, over the {allowed_ns:.1} \
+                     ns the budget allows at {rate}/s",
+                    report.bytecode_bound_ns
+                ),
+            ));
+        }
     }
     let ceiling = report.certified_bound_ns * (1.0 + COST_TOLERANCE);
     if report.bytecode_bound_ns > ceiling {
@@ -1311,7 +1326,8 @@ mod tests {
             section: WriteSection::Section(maps),
             flags: SymbolFlags::None,
         });
-        let text = obj.add_section(Vec::new(), b"tracepoint/probe0".to_vec(), SectionKind::Text);
+        let kind = ProgramKind::of_attach(&manifest.probes[0].attach);
+        let text = obj.add_section(Vec::new(), format!("{}/probe0", kind.name()).into_bytes(), SectionKind::Text);
         let bytes: Vec<u8> = code.iter().flatten().copied().collect();
         let start = obj.append_section_data(text, &bytes, 8);
         obj.add_symbol(Symbol {
@@ -1349,7 +1365,8 @@ mod tests {
         }
     }
 
-    fn certificate(object: &[u8], profile: &CostProfile, rate: u64, bound_ns: f64) -> Vec<u8> {
+    fn certificate(object: &[u8], profile: &CostProfile, rate: impl Into<Option<u64>>, bound_ns: f64) -> Vec<u8> {
+        let rate: Option<u64> = rate.into();
         serde_json::json!({
             "version": 1, "accepted": true, "budget_percent": 1.0, "cpus": 2,
             "hashes": {"source": format!("sha256:{}", "ab".repeat(32)), "ir": "sha256:00",
@@ -1565,7 +1582,38 @@ mod tests {
         assert_eq!(probe.instructions, 7);
         assert_eq!(probe.helper_calls, BTreeMap::from([(1, 1)]));
         // 1 % of 2 CPUs at 1000/s.
-        assert_eq!(probe.allowed_ns, 20_000.0);
+        assert_eq!(probe.allowed_ns, Some(20_000.0));
+    }
+
+    /// The honest lookup program as a `begin` (or `end`) probe, with `rate` in the manifest
+    /// and the certificate, certifying `bound_ns`.
+    fn check_run_once(attach: Attach, rate: Option<u64>, bound_ns: f64) -> Result<PccReport, PccError> {
+        let profile = CostProfile::reference();
+        let mut manifest = manifest(1000);
+        manifest.probes[0].attach = attach;
+        manifest.probes[0].rate_per_sec = rate;
+        let object = object(&lookup_program(), &manifest);
+        let certificate = certificate(&object, &profile, rate, bound_ns);
+        let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
+        check(&header(&profile), &manifest, &object, &certificate, &policy)
+    }
+
+    #[test]
+    fn begin_and_end_need_no_rate_and_have_no_per_event_budget() {
+        for attach in [Attach::Begin, Attach::End] {
+            let report = check_run_once(attach.clone(), None, 10_000.0).unwrap();
+            let probe = &report.probes[0];
+            assert_eq!(probe.rate_per_sec, None);
+            assert_eq!(probe.allowed_ns, None);
+            assert!(probe.bytecode_bound_ns > probe.trigger_ns, "{attach}: {probe:?}");
+            // The certified bound still has to describe the code.
+            let error = check_run_once(attach.clone(), None, 1.0).unwrap_err();
+            assert_eq!(error.rule, Rule::Cost, "{attach}: {error}");
+            // A rate on a probe that runs once is a manifest no compiler writes.
+            let error = check_run_once(attach.clone(), Some(1000), 10_000.0).unwrap_err();
+            assert_eq!(error.rule, Rule::Consistency, "{attach}: {error}");
+            assert!(error.message.contains("runs once"), "{error}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ppis_bundle::pcc::{self, HostPolicy, PccReport};
 use ppis_bundle::{load_bundle_file, read_bundle, sha256_hex, TrustList};
 use ppis_manifest::profile::CostProfile;
+use ppis_manifest::Attach;
 use ppis_runtime::{enable_run_time_stats, ProgramStats, RunTimeStats, Session};
 use serde_json::json;
 
@@ -358,7 +359,9 @@ impl Daemon {
                     && !failed_line(info.line)
             })
         };
-        if (0..session.probe_count()).all(|index| !session.is_attached(index) && !dormant_ok(index)) {
+        // `begin` ran in the start and `end` runs at unload: neither is ever attached.
+        let running = |index: usize| session.is_attached(index) || dormant_ok(index) || session.runs_once(index);
+        if !(0..session.probe_count()).any(running) {
             let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
             drop(session);
             let reason = format!("no probe could be attached: {}", reasons.join("; "));
@@ -368,7 +371,7 @@ impl Daemon {
         let mut probes = Vec::new();
         for (index, info) in manifest.probes.iter().enumerate() {
             let checked = report.probes.iter().find(|p| p.program == info.program);
-            let failed = (!session.is_attached(index) && !dormant_ok(index)).then(|| {
+            let failed = (!running(index)).then(|| {
                 // The manifest is signed but was written by a compiler: its rule is re-checked.
                 if let Some(problem) = info.activation.as_ref().and_then(activation::rule_problem) {
                     return problem;
@@ -425,7 +428,7 @@ impl Daemon {
                 let checked = report.probes.iter().find(|p| p.program == probe.program);
                 let overhead_percent = checked.map_or(manifest.budget_percent, |p| {
                     let per_event_ns = p.bytecode_bound_ns.max(p.certified_bound_ns);
-                    let rate = if p.rate_per_sec > 0 { p.rate_per_sec } else { probe.limits.rate_per_sec };
+                    let rate = p.rate_per_sec.unwrap_or(probe.limits.rate_per_sec);
                     if rate == 0 {
                         manifest.budget_percent
                     } else {
@@ -453,7 +456,13 @@ impl Daemon {
                 });
                 continue;
             }
+            let attach = manifest.probes.get(index).map(|info| &info.attach);
             match &probe.failed {
+                // `end` is recorded when it runs, at unload.
+                None if attach == Some(&Attach::End) => {}
+                None if attach == Some(&Attach::Begin) => self
+                    .audit
+                    .append("probe_ran", json!({"bundle": name, "probe": probe.program, "attach": probe.attach}))?,
                 None => self.audit.append(
                     "probe_attached",
                     json!({"bundle": name, "probe": probe.program, "attach": probe.attach}),
@@ -486,20 +495,42 @@ impl Daemon {
     }
 
     fn unload(&mut self, path: &Path, reason: &str) -> Result<(), String> {
-        if self.loaded.get(path).is_some_and(|loaded| loaded.events.is_some()) {
-            // Its last events, before its ring buffer goes away with it.
-            self.forward_events();
-        }
-        let Some(loaded) = self.loaded.remove(path) else { return Ok(()) };
-        self.activator.remove_bundle(&loaded.name);
+        let Some(loaded) = self.loaded.get_mut(path) else { return Ok(()) };
         let attached: Vec<String> = (0..loaded.session.probe_count())
             .filter(|index| loaded.session.is_attached(*index))
             .map(|index| loaded.probes[index].program.clone())
             .collect();
-        // Dropping the session detaches every link and unloads programs and maps.
+        let ends: Vec<String> = (0..loaded.session.probe_count())
+            .filter(|index| loaded.session.manifest().probes[*index].attach == Attach::End)
+            .map(|index| loaded.probes[index].program.clone())
+            .collect();
+        // Detaches every probe, then runs each `end` once (DTrace's END), on the maps as the
+        // others left them.
+        let ended = loaded.session.finish();
+        if loaded.events.is_some() {
+            // Its last events (`end`'s among them), before its ring buffer goes away with it.
+            self.forward_events();
+        }
+        let Some(loaded) = self.loaded.remove(path) else { return Ok(()) };
+        self.activator.remove_bundle(&loaded.name);
+        // Dropping the session unloads programs and maps.
         drop(loaded.session);
         for probe in &attached {
             self.audit.append("probe_detached", json!({"bundle": loaded.name, "probe": probe, "reason": reason}))?;
+        }
+        match ended {
+            Ok(()) => {
+                for probe in &ends {
+                    self.audit.append("probe_ran", json!({"bundle": loaded.name, "probe": probe, "attach": "end"}))?;
+                }
+            }
+            Err(error) => {
+                log(format!("{}: end probes did not run: {error}", loaded.name));
+                self.audit.append(
+                    "probe_run_failed",
+                    json!({"bundle": loaded.name, "probes": ends, "attach": "end", "reason": error.to_string()}),
+                )?;
+            }
         }
         log(format!("unloaded {} ({}): {reason}", loaded.name, path.display()));
         self.audit.append(

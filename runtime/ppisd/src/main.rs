@@ -120,14 +120,13 @@ fn check(config_path: &Path, bundles: &[PathBuf]) -> ExitCode {
             Ok((bundle, report, _)) => {
                 println!("{}: ok, bundle {} signed by {}", path.display(), bundle.header.name, bundle.signer.id());
                 for probe in &report.probes {
+                    let budget = match (probe.allowed_ns, probe.rate_per_sec) {
+                        (Some(allowed), Some(rate)) => format!("budget allows {allowed:.1} ns at {rate}/s"),
+                        _ => "runs once".to_string(),
+                    };
                     println!(
-                        "  {}: {} insns, bytecode bound {:.1} ns, certified {:.1} ns, budget allows {:.1} ns at {}/s",
-                        probe.program,
-                        probe.instructions,
-                        probe.bytecode_bound_ns,
-                        probe.certified_bound_ns,
-                        probe.allowed_ns,
-                        probe.rate_per_sec
+                        "  {}: {} insns, bytecode bound {:.1} ns, certified {:.1} ns, {budget}",
+                        probe.program, probe.instructions, probe.bytecode_bound_ns, probe.certified_bound_ns,
                     );
                 }
             }
