@@ -25,13 +25,16 @@ fn bpftrace_ms(script: &Path) -> String {
         return "-".into();
     }
     let out = std::env::temp_dir().join("ppis-bench-bpftrace.o");
-    let samples: Vec<Duration> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = Command::new("bpftrace").arg("--emit-elf").arg(&out).arg(script).output();
-            start.elapsed()
-        })
-        .collect();
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let compiled = Command::new("bpftrace").arg("--emit-elf").arg(&out).arg(script).output();
+        // A script bpftrace refuses fails fast: its time would flatter bpftrace.
+        if !compiled.is_ok_and(|output| output.status.success()) {
+            return "fails".into();
+        }
+        samples.push(start.elapsed());
+    }
     ms(median(samples))
 }
 

@@ -466,7 +466,7 @@ fn coq_available(test: &str) -> bool {
     false
 }
 
-/// Builds `proofs/` once per test run (concurrent `make`s would race on the same files).
+/// Builds `proofs/` once per test run (the Makefile serialises concurrent builds with flock).
 fn build_proofs() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let result = BUILT.get_or_init(|| {
