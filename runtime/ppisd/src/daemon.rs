@@ -137,11 +137,19 @@ pub struct Daemon {
     activator: Activator,
     /// The activator's clock starts here.
     started: Instant,
+    /// The activator's clock at `started`: seconds since the UTC midnight before it, so the
+    /// engine's seasonal buckets (`t mod 1 day`) are hours of the day.
+    activator_clock_at_start: f64,
     /// `event_log` of the config, open for appending.
     event_log: Option<crate::events::EventLog>,
 }
 
 /// Online CPUs: the overhead of a probe is a share of all of them.
+/// Seconds since the UTC midnight before `at` (0 for a time before 1970).
+pub fn seconds_into_utc_day(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64().rem_euclid(86_400.0))
+}
+
 pub fn online_cpus() -> u32 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
@@ -246,6 +254,7 @@ impl Daemon {
             _stats: stats,
             activator,
             started: Instant::now(),
+            activator_clock_at_start: seconds_into_utc_day(SystemTime::now()),
             event_log,
         })
     }
@@ -741,7 +750,8 @@ impl Daemon {
             }
         }
         let cap_left = (self.config.host_overhead_cap_percent - always_on_percent).max(0.0);
-        let t = now.duration_since(self.started).as_secs_f64();
+        // Monotonic from the start, phased to the time of day.
+        let t = self.activator_clock_at_start + now.duration_since(self.started).as_secs_f64();
         let report = self.activator.tick(t, &LoadedSentinels(&self.loaded), cap_left);
         for line in report.logs {
             log(line);
@@ -859,5 +869,22 @@ impl Daemon {
         self.audit.append("daemon_stopped", json!({"pid": std::process::id()}))?;
         log("stopped: every probe detached");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::seconds_into_utc_day;
+
+    #[test]
+    fn the_activator_clock_is_phased_to_the_utc_time_of_day() {
+        let day = 86_400;
+        // 2026-11-24T05:30:00Z is 20 781 days and 5.5 hours after the epoch.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(20_781 * day + 5 * 3600 + 1800);
+        assert_eq!(seconds_into_utc_day(at), 5.5 * 3600.0);
+        assert_eq!(seconds_into_utc_day(SystemTime::UNIX_EPOCH + Duration::from_secs(3 * day)), 0.0);
+        assert_eq!(seconds_into_utc_day(SystemTime::UNIX_EPOCH - Duration::from_secs(5)), 0.0);
     }
 }

@@ -20,7 +20,7 @@
 //!   `ppis_request_slow` instead of `ppis_request_fast` (on-CPU, so a `profile` sampler sees
 //!   where the time goes). Prints the requests of each phase.
 //! - `clear-phases BEFORE AFTER`: makes BEFORE `getpid` syscalls, calls
-//!   [`ppis_workload_add`] once (where a probe can `clear` a map), waits 500 ms (clearing is
+//!   [`ppis_workload_add`] once (where a probe can `clear` a map), waits 2 s (clearing is
 //!   asynchronous: the runtime empties the map when it reads the record), then makes AFTER
 //!   `getpid` syscalls.
 //! - `bytes N`: calls [`ppis_workload_bytes`] N times with [`KNOWN_BYTES`] and, alternately,
@@ -321,7 +321,9 @@ fn run(args: &[&str]) -> Result<(), String> {
                 unsafe { libc::syscall(libc::SYS_getpid) };
             }
             std::hint::black_box(ppis_workload_add(0));
-            std::thread::sleep(Duration::from_millis(500));
+            // The runtime polls every 20 ms, but under CI's parallel tests on 2 CPUs it once
+            // did not get to the clear record within 500 ms (the second phase was cleared too).
+            std::thread::sleep(Duration::from_millis(2000));
             for _ in 0..after {
                 // SAFETY: as above.
                 unsafe { libc::syscall(libc::SYS_getpid) };
