@@ -702,15 +702,22 @@ fn measure_suite(
 /// ([`cold_getppid_events`]): the kernel's per-run cost when the JIT image, the program's
 /// statistics and the dispatch path must come back from memory. Worst mean of the trials.
 fn cold_run(suite: &Suite, opts: &CalibrateOptions) -> Result<f64> {
-    let module = suite.module()?;
-    let empty = suite.benchmark(Measure::Empty).bench;
-    let part = ppis_ir::Module { maps: module.maps.clone(), functions: vec![module.functions[empty].clone()] };
-    let (object, manifest) = build_object(&part, &suite.attach())?;
-    let probes = ppis_runtime::attach(&object, &manifest).context("cannot attach the empty program")?;
     let events = (opts.events / COLD_EVENTS_DIVISOR).max(MIN_EVENTS);
-    cold_getppid_events(CHUNK_EVENTS);
+    cold_alone(suite, suite.benchmark(Measure::Empty).bench, events, opts.trials, CHUNK_EVENTS)
+}
+
+/// Suite program `index` alone on the benchmark tracepoint: after `warm_events` cold events
+/// (the first inserts what later ones replace), the worst over `trials` of its mean run time
+/// over `events` cold events.
+fn cold_alone(suite: &Suite, index: usize, events: u64, trials: u32, warm_events: u64) -> Result<f64> {
+    let module = suite.module()?;
+    let part = ppis_ir::Module { maps: module.maps.clone(), functions: vec![module.functions[index].clone()] };
+    let (object, manifest) = build_object(&part, &suite.attach())?;
+    let probes = ppis_runtime::attach(&object, &manifest)
+        .with_context(|| format!("cannot attach benchmark program {}", suite.programs[index]))?;
+    cold_getppid_events(warm_events);
     let mut worst = 0.0_f64;
-    for _ in 0..opts.trials {
+    for _ in 0..trials {
         worst = worst.max(measured_runs(&probes, events, cold_getppid_events)?[0]);
     }
     probes.detach();
@@ -725,23 +732,10 @@ fn cold_run(suite: &Suite, opts: &CalibrateOptions) -> Result<f64> {
 /// difference of two cold runs; `cold_empty` ([`cold_run`]) is the base of the helpers
 /// without a prelude. Worst mean of the trials (at most [`COLD_TRIALS`]).
 fn cold_helper_units(suite: &Suite, cold_empty: f64, opts: &CalibrateOptions) -> Result<Vec<(Measure, f64)>> {
-    let module = suite.module()?;
     let events = (opts.events / COLD_EVENTS_DIVISOR).max(MIN_EVENTS);
     let trials = opts.trials.min(COLD_TRIALS);
     let empty = suite.benchmark(Measure::Empty).bench;
-    let cold_alone = |index: usize| -> Result<f64> {
-        let part = ppis_ir::Module { maps: module.maps.clone(), functions: vec![module.functions[index].clone()] };
-        let (object, manifest) = build_object(&part, &suite.attach())?;
-        let probes = ppis_runtime::attach(&object, &manifest).context("cannot attach a benchmark program")?;
-        // The first event inserts what later ones replace.
-        cold_getppid_events(1);
-        let mut worst = 0.0_f64;
-        for _ in 0..trials {
-            worst = worst.max(measured_runs(&probes, events, cold_getppid_events)?[0]);
-        }
-        probes.detach();
-        Ok(worst)
-    };
+    let cold_alone = |index: usize| cold_alone(suite, index, events, trials, 1);
     let singles: Vec<&Benchmark> = suite.benchmarks.iter().filter(|bench| bench.single.is_some()).collect();
     eprintln!(
         "calibrate: {} helpers and map operations alone with cold caches, {events} events x {trials} trials",

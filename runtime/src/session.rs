@@ -153,7 +153,7 @@ impl Session {
 
     /// Whether probe `index` is a `begin` or `end`: run once, never attached.
     pub fn runs_once(&self, index: usize) -> bool {
-        self.probes.get(index).is_some_and(|slot| matches!(slot.info.attach, Attach::Begin | Attach::End))
+        self.probes.get(index).is_some_and(|slot| slot.info.attach.runs_once())
     }
 
     /// Loads probe `index`'s program into the kernel without attaching it (a no-op when it

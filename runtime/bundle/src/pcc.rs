@@ -224,8 +224,7 @@ pub fn check_with_invariants(
                 refuse(Rule::Certificate, format!("the certificate has no cost bound for program {name}"))
             })?;
         // `begin`/`end` run once per load: one bounded event, no rate (as the verifier has it).
-        let runs_once = matches!(probe.attach, Attach::Begin | Attach::End);
-        let rate = match (probe.rate_per_sec, runs_once) {
+        let rate = match (probe.rate_per_sec, probe.attach.runs_once()) {
             (None, false) => return Err(refuse(Rule::Consistency, format!("program {name} declares no event rate"))),
             (Some(rate), true) => {
                 return Err(refuse(

@@ -144,12 +144,12 @@ pub struct Daemon {
     event_log: Option<crate::events::EventLog>,
 }
 
-/// Online CPUs: the overhead of a probe is a share of all of them.
 /// Seconds since the UTC midnight before `at` (0 for a time before 1970).
 pub fn seconds_into_utc_day(at: SystemTime) -> f64 {
     at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64().rem_euclid(86_400.0))
 }
 
+/// Online CPUs: the overhead of a probe is a share of all of them.
 pub fn online_cpus() -> u32 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
