@@ -411,6 +411,33 @@ fn random_program(tape: &[u8]) -> String {
     out
 }
 
+/// Found by `invariants_of_random_programs_always_check`: `arg2 < 0` is never true (unsigned),
+/// so the verifier leaves the two map updates out of the certified bound, while the bytecode's
+/// structural heaviest path has them (over the bound + 50 %). The invariants prove that branch
+/// is never taken, and the checker prices the code without it.
+#[test]
+fn a_branch_the_invariants_prove_dead_is_not_priced() {
+    let source = "map slots: array[16] -> u64;\n\
+                  map by_key: count[u32] max 64;\n\
+                  probe uprobe:/usr/bin/app:handle_request rate <= 100/s {\n\
+                  \x20   if arg2 < (0 >> 0) {\n\
+                  \x20       if (arg2 >> 16) < tid {\n\
+                  \x20           by_key[(((slots[(tid) % 16] ?? 0) >> 0)) as u32].inc();\n\
+                  \x20           by_key[(0) as u32].inc();\n\
+                  \x20       }\n\
+                  \x20   }\n\
+                  }\n";
+    let compiled = compile(source, &common::FakeTargets).expect("compiles");
+    let parts = parts(&compiled, source);
+    let profile = CostProfile::reference();
+    let policy = HostPolicy { profile: &profile, cpus: 2, require_profile_match: true };
+    let without_invariants =
+        pcc::check(&parts.header, &parts.manifest, &parts.object, &parts.certificate, &policy).unwrap_err();
+    assert_eq!(without_invariants.rule, pcc::Rule::Cost, "{without_invariants}");
+    let probe = &check(&parts).unwrap().probes[0];
+    assert!(probe.bytecode_bound_ns <= probe.certified_bound_ns * 1.5, "{probe:?}");
+}
+
 #[test]
 fn invariants_of_random_programs_always_check() {
     use proptest::prelude::*;

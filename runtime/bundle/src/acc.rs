@@ -1489,6 +1489,17 @@ pub fn analyse(program: &Program) -> Result<Invariants, AccError> {
 /// Checks stated invariants against the code in one pass; returns the loop bounds the loader
 /// may use for the cost (the stated ones, each at least what the code justifies).
 pub fn check(program: &Program, stated: &Invariants) -> Result<Vec<LoopBound>, AccError> {
+    check_with_dead_edges(program, stated).map(|(bounds, _)| bounds)
+}
+
+/// [`check`], also returning the edges `(from, to)` that no state the invariants allow can
+/// take (a branch whose condition they decide): the load-time checker may leave them out of
+/// the heaviest path, as the verifier left the paths it proved infeasible out of its bound.
+pub fn check_with_dead_edges(
+    program: &Program,
+    stated: &Invariants,
+) -> Result<(Vec<LoopBound>, BTreeSet<(usize, usize)>), AccError> {
+    let mut dead_edges = BTreeSet::new();
     let code = program.code;
     let shape = Shape::of(code);
     if let Some(pc) = stated.states.keys().find(|pc| !shape.leaders.contains(pc)) {
@@ -1512,7 +1523,10 @@ pub fn check(program: &Program, stated: &Invariants) -> Result<Vec<LoopBound>, A
         let successors = program.step(pc, &current)?;
         record_stack_writes(program, pc, &current, &mut stack_writes);
         for (target, edge) in successors.edges {
-            let Some(edge) = edge else { continue };
+            let Some(edge) = edge else {
+                dead_edges.insert((pc, target));
+                continue;
+            };
             if target >= code.len() {
                 return Err(fault(pc, format!("jumps to {target}, outside the program")));
             }
@@ -1583,7 +1597,7 @@ pub fn check(program: &Program, stated: &Invariants) -> Result<Vec<LoopBound>, A
             format!("the invariants bound a loop back to insn {} that is not a back edge", extra.header),
         ));
     }
-    Ok(bounds)
+    Ok((bounds, dead_edges))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -243,12 +243,15 @@ pub fn check_with_invariants(
         // Priced with the stated trip counts first (an honest bundle's cost refusal names the
         // cost), then the invariants and those counts are checked against the code.
         let stated_loops = stated.map(|s| s.loops.as_slice()).unwrap_or(&[]);
-        let path_ps = if graph.has_back_edges {
-            worst_path_with_loops(name, &code, &graph, &prices, &program.map_types, stated_loops)?
-        } else {
-            worst_path(&code, &graph, &prices, &program.map_types)
+        let priced = |graph: &ControlFlow| {
+            if graph.has_back_edges {
+                worst_path_with_loops(name, &code, graph, &prices, &program.map_types, stated_loops)
+            } else {
+                Ok(worst_path(&code, graph, &prices, &program.map_types))
+            }
         };
-        let report = ProbeReport {
+        let path_ps = priced(&graph)?;
+        let mut report = ProbeReport {
             program: name.clone(),
             instructions: code.iter().filter(|i| !i.is_second_slot).count(),
             helper_calls: helper_calls(&code),
@@ -259,9 +262,22 @@ pub fn check_with_invariants(
             rate_per_sec: rate,
             trigger_ns: nanos(trigger_ps),
         };
-        check_cost(&report)?;
-        if let Some(stated) = stated {
-            check_abstraction(name, kind, &code, program, &parsed.maps, stated)?;
+        match (check_cost(&report), stated) {
+            (result, None) => result?,
+            (Ok(()), Some(stated)) => {
+                check_abstraction(name, kind, &code, program, &parsed.maps, stated)?;
+            }
+            (Err(over), Some(stated)) => {
+                // The heaviest path may run through a branch the invariants prove is never
+                // taken (one the verifier pruned from the certified bound): priced again
+                // without the edges they rule out. Invariants that do not check keep the
+                // cost refusal.
+                let Ok(dead_edges) = check_abstraction(name, kind, &code, program, &parsed.maps, stated) else {
+                    return Err(over);
+                };
+                report.bytecode_bound_ns = nanos(trigger_ps + priced(&graph.without(&dead_edges))?);
+                check_cost(&report)?;
+            }
         }
         probes.push(report);
     }
@@ -417,6 +433,7 @@ fn parse_invariants(bytes: &[u8]) -> Result<InvariantsFile, PccError> {
 /// The abstraction-carrying-code check of one program (`acc::check`): its stated invariants are
 /// consistent with its bytecode, every memory access and division is safe under them, and every
 /// loop's stated trip count is at least what the code justifies.
+/// Checks a program's stated invariants against its code; returns the edges they rule out.
 fn check_abstraction(
     name: &str,
     kind: ProgramKind,
@@ -424,12 +441,12 @@ fn check_abstraction(
     program: &ProgramBytes,
     maps: &ObjectMaps,
     stated: &ProgramInvariants,
-) -> Result<(), PccError> {
+) -> Result<BTreeSet<(usize, usize)>, PccError> {
     let wrap = |error: AccError| refuse(Rule::Invariants, format!("program {name}: {error}"));
     let invariants = Invariants::decode(stated, maps).map_err(wrap)?;
     let analysed = acc::Program::new(kind, code, &program.map_refs, maps);
-    acc::check(&analysed, &invariants).map_err(wrap)?;
-    Ok(())
+    let (_, dead_edges) = acc::check_with_dead_edges(&analysed, &invariants).map_err(wrap)?;
+    Ok(dead_edges)
 }
 
 /// Only the abstraction-carrying-code part of the check, for every program of `object` that
@@ -898,6 +915,20 @@ struct ControlFlow {
     jump_targets: Vec<bool>,
     /// Some jump goes backwards (only allowed when the program carries invariants).
     has_back_edges: bool,
+}
+
+impl ControlFlow {
+    /// The same graph without `dead` edges (`(from, to)`); everything else is kept, so an edge
+    /// described differently here than in the invariants check is priced, never dropped.
+    fn without(&self, dead: &BTreeSet<(usize, usize)>) -> ControlFlow {
+        let successors = self
+            .successors
+            .iter()
+            .enumerate()
+            .map(|(from, targets)| targets.iter().copied().filter(|to| !dead.contains(&(from, *to))).collect())
+            .collect();
+        ControlFlow { successors, jump_targets: self.jump_targets.clone(), has_back_edges: self.has_back_edges }
+    }
 }
 
 /// Builds the CFG and checks it: every jump lands on an instruction of the program, strictly
